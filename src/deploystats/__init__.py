@@ -1,0 +1,22 @@
+"""deploystats: deployment analytics and SLO reporting from GitHub Actions and Prometheus."""
+
+from deploystats.errors import (
+    ConfigError,
+    DeploystatsError,
+    DumpError,
+    GitHubError,
+    LockedError,
+    StoreError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DeploystatsError",
+    "DumpError",
+    "GitHubError",
+    "LockedError",
+    "StoreError",
+    "__version__",
+]

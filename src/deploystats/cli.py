@@ -1,0 +1,258 @@
+"""The `deploystats` command: parses arguments, calls the library, renders results.
+
+The one place where a DeploystatsError becomes a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from deploystats import __version__
+from deploystats.config import Settings, config_path, db_path, load_settings, parse_duration
+from deploystats.errors import ConfigError, DeploystatsError
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class Context:
+    """Global options, resolved once."""
+
+    def __init__(self, db: Path | None, config: Path | None) -> None:
+        self.db = db_path(db)
+        self.config = config_path(config)
+        self._settings: Settings | None = None
+
+    def settings(self, *, required: bool = False) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, required=required)
+        return self._settings
+
+    def store(self) -> Any:
+        from deploystats.store import Store
+
+        lock = self.settings().store.lock_timeout.total_seconds()
+        return Store(self.db, lock_timeout_s=lock)
+
+
+def _parse_when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r}: use an ISO date or datetime, e.g. 2026-11-01 or 2026-11-01T12:00:00Z",
+                param_hint=option,
+            ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example: deploystats demo   (sample data -> data/deploystats.duckdb, offline)",
+)
+@click.option("--db", type=click.Path(path_type=Path), help="DuckDB file [DEPLOYSTATS_DB; data/deploystats.duckdb]")
+@click.option("--config", type=click.Path(path_type=Path), help="config file [DEPLOYSTATS_CONFIG; deploystats.yml]")
+@click.version_option(__version__, "--version", prog_name="deploystats")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, config: Path | None) -> None:
+    """Deployment analytics and SLO reporting from GitHub Actions and Prometheus."""
+    ctx.obj = Context(db, config)
+
+
+@cli.command(epilog="Example: deploystats init && $EDITOR deploystats.yml")
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+@click.pass_obj
+def init(obj: Context, force: bool) -> None:
+    """Write a commented starter deploystats.yml."""
+    if obj.config.exists() and not force:
+        raise ConfigError(f"{obj.config} exists: edit it, or pass --force to overwrite it")
+    text = resources.files("deploystats").joinpath("starter.yml").read_text(encoding="utf-8")
+    obj.config.parent.mkdir(parents=True, exist_ok=True)
+    obj.config.write_text(text, encoding="utf-8")
+    out.print(f"wrote {obj.config}: set github.repos and targets, then `deploystats sync github`")
+
+
+@cli.group("import")
+def import_() -> None:
+    """Import saved API responses (files) into the database."""
+
+
+@import_.command(
+    "github",
+    epilog="Example: gh api --paginate repos/acme/platform/actions/runs > runs.json && "
+    "deploystats import github runs.json",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--repo", help="OWNER/NAME for objects that do not name their repository")
+@click.pass_obj
+def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None:
+    """Import saved GitHub API JSON: runs, attempts, jobs, deployments (kind detected).
+
+    Accepts API pages, pages one after another (gh api --paginate), lists, single objects,
+    JSON Lines, and any of them gzip-compressed. Importing twice changes nothing.
+    """
+    from deploystats.ingest import import_dumps
+
+    result = import_dumps(obj.store(), files, repo=repo, on_progress=err.print)
+    parts = ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.objects.items()))
+    out.print(f"imported {result.files} files into {obj.db}: {parts or 'nothing'}")
+
+
+@cli.group()
+def sync() -> None:
+    """Fetch new data from the configured sources."""
+
+
+@sync.command(
+    "github",
+    epilog="Example: GITHUB_TOKEN=... deploystats sync github --since 2026-09-01 --max-requests 2000",
+)
+@click.option("--repo", help="only this OWNER/NAME")
+@click.option("--since", help="start of the first window (ISO date); default: cursor - rescan_days")
+@click.option("--full", is_flag=True, help="ignore cursors and ETags; re-list from --since or backfill_days")
+@click.option("--all-workflows", is_flag=True, help="every run of the repos, not only target workflows")
+@click.option("--max-requests", type=click.IntRange(min=1), help="stop cleanly after N requests")
+@click.option("--max-wait", default="15m", show_default=True, help="longest rate-limit wait before stopping")
+@click.pass_obj
+def sync_github_cmd(
+    obj: Context,
+    repo: str | None,
+    since: str | None,
+    full: bool,
+    all_workflows: bool,
+    max_requests: int | None,
+    max_wait: str,
+) -> None:
+    """Sync workflow runs, attempts, jobs and deployments from the GitHub API."""
+    from deploystats.sync import sync_github
+
+    settings = obj.settings(required=True)
+    try:
+        wait = parse_duration(max_wait)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-wait") from None
+    client = make_github_client(settings, max_requests=max_requests, max_wait=wait)
+    with client, Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+    ) as progress:
+        task = progress.add_task("sync github", total=None)
+
+        def show(result: Any, where: str) -> None:
+            progress.update(
+                task,
+                description=(
+                    f"{where}  runs {result.runs:,}  attempts {result.attempts:,}  "
+                    f"jobs {result.jobs:,}  requests {result.requests:,}  "
+                    f"rate left {result.rate_remaining if result.rate_remaining is not None else '?'}"
+                ),
+            )
+
+        result = sync_github(
+            obj.store(),
+            settings,
+            client,
+            repo=repo,
+            since=_parse_when(since, "--since"),
+            full=full,
+            all_workflows=all_workflows,
+            on_progress=show,
+        )
+    out.print(
+        f"synced {len(result.scopes)} scopes: {result.runs:,} changed runs, {result.attempts:,} "
+        f"attempts, {result.jobs:,} jobs, {result.deployments:,} deployments; "
+        f"{result.requests:,} requests ({result.not_modified:,} not modified), "
+        f"rate limit left {result.rate_remaining if result.rate_remaining is not None else '?'}"
+    )
+
+
+def make_github_client(settings: Settings, *, max_requests: int | None, max_wait: timedelta) -> Any:
+    """A GitHubClient from the config: token from the environment, or a GitHub App."""
+    from deploystats.sources.github import AppAuth, GitHubClient
+
+    gh = settings.github
+    app = None
+    token = None
+    if gh.app is not None:
+        try:
+            key = gh.app.private_key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read github.app.private_key_file {gh.app.private_key_file}: {exc.strerror}"
+            ) from None
+        app = AppAuth(app_id=gh.app.app_id, private_key=key, installation_id=gh.app.installation_id)
+    else:
+        token = settings.github_token()
+        if token is None:
+            raise ConfigError(
+                f"GitHub token missing: set {gh.token_env} (or the variable github.token_env "
+                "names) or configure github.app"
+            )
+    return GitHubClient(
+        base_url=gh.base_url,
+        api_version=gh.api_version,
+        token=token,
+        app=app,
+        max_requests=max_requests,
+        max_wait_s=max_wait.total_seconds(),
+    )
+
+
+@cli.command(epilog="Example: deploystats --db /tmp/demo.duckdb demo --seed 3")
+@click.option("--seed", default=7, show_default=True, help="simulator seed")
+@click.option("--data", "data_dir", default=Path("data/sample"), show_default=True,
+              type=click.Path(path_type=Path), help="where the sample dumps are written")
+@click.pass_obj
+def demo(obj: Context, seed: int, data_dir: Path) -> None:
+    """Simulated history -> dumps -> database, offline and without a token."""
+    from deploystats.ingest import import_dumps
+    from deploystats.simulate import simulate, write_dumps
+
+    sim = simulate(seed=seed)
+    paths = write_dumps(sim, data_dir)
+    kinds = ("runs", "jobs", "deployments", "deployment_statuses")
+    files = [paths[kind] for kind in kinds if kind in paths]
+    result = import_dumps(obj.store(), files, repo=None)
+    out.print(
+        f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}) into {data_dir}; "
+        f"loaded {result.total:,} objects into {obj.db}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit 0 ok, 1 a DeploystatsError (one line on stderr), 2 usage."""
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None,
+                        prog_name="deploystats", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except DeploystatsError as exc:
+        err.print(f"deploystats: error: {exc}", markup=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted: every committed batch is complete; run the command again to resume")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""deploystats.yml -> validated settings; the only module that reads environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from deploystats.errors import ConfigError
+
+DEFAULT_DB = Path("data/deploystats.duckdb")
+DEFAULT_CONFIG = Path("deploystats.yml")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse `90s`, `15m`, `24h`, `7d`, `2w` or a number of seconds into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration: use e.g. 90s, 15m, 24h, 7d")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrgScope(_Model):
+    name: str
+    include: list[str] = ["*"]
+    exclude: list[str] = []
+
+
+class AppSettings(_Model):
+    app_id: int | str
+    private_key_file: Path
+    installation_id: int
+
+
+class GitHubSettings(_Model):
+    repos: list[str] = []
+    org: OrgScope | None = None
+    base_url: str = "https://api.github.com"
+    api_version: str = "2022-11-28"
+    token_env: str = "GITHUB_TOKEN"
+    app: AppSettings | None = None
+    rescan_days: int = Field(30, ge=0)
+    backfill_days: int = Field(90, ge=1)
+
+    @field_validator("repos")
+    @classmethod
+    def _repos_are_owner_name(cls, repos: list[str]) -> list[str]:
+        for repo in repos:
+            if not re.fullmatch(r"[\w.-]+/[\w.*?\[\]-]+", repo):
+                raise ValueError(f"{repo!r} is not OWNER/NAME")
+        return repos
+
+
+class StoreSettings(_Model):
+    lock_timeout: Duration = timedelta(seconds=120)
+
+
+class RunnerRole(_Model):
+    names: list[str] = []
+    labels: list[str] = []
+    groups: list[str] = []
+
+
+class Exclusion(_Model):
+    runs: list[int] = []
+    from_: Annotated[Any, Field(alias="from")] = None
+    to: Any = None
+    reason: str
+
+
+class Target(_Model):
+    """A deployment target (DESIGN §5); classification itself lives in metrics/."""
+
+    name: str
+    repos: list[str] = Field(min_length=1)
+    workflows: list[str] = Field(min_length=1)
+    environment: str | None = None
+    branches: list[str] = []
+    events: list[str] = []
+    deploy_jobs: list[str] = []
+    rollback_workflows: list[str] = []
+    rollback_steps: list[str] = []
+    runners: dict[Literal["primary", "secondary"], RunnerRole] = {}
+    team: str | None = None
+    service: str | None = None
+    cancelled: Literal["ignore", "failure"] = "ignore"
+    rolled_back: Literal["failure", "success"] = "failure"
+    cfr_window: Duration = timedelta(hours=24)
+    cfr_include_failed: bool = True
+    history_days: int = 90
+    duration_outcomes: Literal["success", "counted"] = "success"
+    duration_run_timing: bool = False
+    lead_time_events: list[str] = ["push", "workflow_dispatch"]
+    alerts_query: str | None = None
+    alerts_match_labels: dict[str, str] = {}
+    exclude: list[Exclusion] = []
+
+
+class Settings(_Model):
+    """The whole deploystats.yml. Sections owned by later features stay loosely typed for now."""
+
+    timezone: str = "UTC"
+    github: GitHubSettings = GitHubSettings()
+    store: StoreSettings = StoreSettings()
+    targets: list[Target] = []
+    prometheus: dict[str, Any] | None = None
+    slos: list[dict[str, Any]] = []
+    slo_defaults: dict[str, Any] = {}
+    reports: dict[str, Any] = {}
+    delivery: dict[str, Any] = {}
+
+    def github_token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The token from the variable `github.token_env` names, or None when unset."""
+        env = os.environ if environ is None else environ
+        return env.get(self.github.token_env) or None
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{path}: {where}: {first['msg']}{more}"
+
+
+def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
+    """Read and validate deploystats.yml; defaults when the file is absent and not required."""
+    path = path or config_path()
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: no such config file: run `deploystats init` to write one")
+        return Settings()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from exc
+
+
+def config_path(explicit: Path | None = None) -> Path:
+    """--config, else DEPLOYSTATS_CONFIG, else ./deploystats.yml."""
+    return explicit or Path(os.environ.get("DEPLOYSTATS_CONFIG") or DEFAULT_CONFIG)
+
+
+def db_path(explicit: Path | None = None) -> Path:
+    """--db, else DEPLOYSTATS_DB, else data/deploystats.duckdb."""
+    return explicit or Path(os.environ.get("DEPLOYSTATS_DB") or DEFAULT_DB)

@@ -1,0 +1,169 @@
+"""The DuckDB file: opening it (locks, UTC, migrations) and one transaction per batch."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from deploystats.errors import LockedError, StoreError
+from deploystats.store.save import (
+    load_etags,
+    load_run_versions,
+    log_ingest,
+    read_cursor,
+    save_deployment_statuses,
+    save_deployments,
+    save_etags,
+    save_jobs,
+    save_objects,
+    save_runs,
+    write_cursor,
+)
+from deploystats.store.schema import SCHEMA_VERSION, current_version, ensure_schema, scalar
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Store",
+    "connect",
+    "load_etags",
+    "load_run_versions",
+    "log_ingest",
+    "read_cursor",
+    "save_deployment_statuses",
+    "save_deployments",
+    "save_etags",
+    "save_jobs",
+    "save_objects",
+    "save_runs",
+    "scalar",
+    "transaction",
+    "write_cursor",
+]
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>\S+) \(PID (?P<pid>\d+)\)")
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def _lock_message(path: Path, exc: duckdb.Error, waited_s: float) -> str:
+    match = _LOCK_HOLDER.search(str(exc))
+    holder = (
+        f"PID {match['pid']} ({Path(match['prog']).name})" if match else "another process"
+    )
+    return (
+        f"database {path} is locked by {holder}; waited {waited_s:.0f}s: "
+        "let it finish, or raise store.lock_timeout"
+    )
+
+
+def connect(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    lock_timeout_s: float = 120.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file in UTC, migrated to the current schema.
+
+    Writers create the file and its folder; readers open read-only and need the file.
+    A file held by another process is retried for `lock_timeout_s`, then LockedError
+    names the holder. Close the connection when the operation ends.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(
+            f"no database at {path}: run `deploystats sync github`, `deploystats import github` "
+            "or `deploystats demo` first (or pass --db)"
+        )
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    started = clock()
+    delay = 0.1
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise StoreError(f"cannot open database {path}: {exc}") from exc
+            waited = clock() - started
+            if waited >= lock_timeout_s:
+                raise LockedError(_lock_message(path, exc, waited)) from exc
+            sleep(min(delay, max(lock_timeout_s - waited, 0.01)))
+            delay = min(delay * 2, 2.0)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if read_only:
+            version = current_version(con)
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {path} has schema version {version}, this "
+                    f"deploystats reads {SCHEMA_VERSION}: open it once for writing "
+                    "(any sync or import) to migrate"
+                )
+        else:
+            ensure_schema(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@contextmanager
+def transaction(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    before_commit: Callable[[], None] | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One batch: everything inside commits together or not at all.
+
+    `before_commit` runs just before COMMIT: the test seam for a crash at the worst moment.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        if before_commit is not None:
+            before_commit()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+class Store:
+    """A path and settings; opens a connection per operation (a notebook never holds the file)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lock_timeout_s: float = 120.0,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self.before_commit = before_commit
+
+    @contextmanager
+    def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def batch(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        with transaction(con, before_commit=self.before_commit) as tx:
+            yield tx

@@ -1,0 +1,406 @@
+"""Idempotent batch upserts of GitHub API objects, cursors, ETags and the ingest log.
+
+Every save_* takes a `Source`: SQL yielding one column `j` (one API object as JSON per row),
+from API pages held in Python (`Source.from_objects`) or straight from dump files
+(`Source.from_files`), so sync and import share one extraction per table. Within a batch the
+newest copy of a key wins; across batches a row is replaced only by one at least as new
+(an old dump never reverts a completed run). Callers own the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from deploystats.store.schema import scalar
+
+# A repo from an API URL such as https://api.github.com/repos/acme/platform/actions/runs/1
+_REPO_FROM_URL = r"'/repos/([^/]+/[^/]+)/'"
+_JSON_MAX_OBJECT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Source:
+    """SQL producing rows with one JSON column `j`, plus its named parameters."""
+
+    sql: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    arrow: pa.Table | None = None
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[Mapping[str, Any] | bytes]) -> Source:
+        """API objects held in memory (dicts, or their raw JSON bytes)."""
+        texts = [
+            (obj if isinstance(obj, bytes) else orjson.dumps(obj)).decode() for obj in objects
+        ]
+        return cls(sql="SELECT j::JSON AS j FROM _incoming", arrow=pa.table({"j": texts}))
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str], *, fmt: str, unnest: str | None = None) -> Source:
+        """Dump files read by DuckDB itself; `unnest` is the JSON path of a page's list."""
+        reader = "read_json_objects($files, format := $fmt, maximum_object_size := $max)"
+        params = {"files": list(paths), "fmt": fmt, "max": _JSON_MAX_OBJECT}
+        if unnest is None:
+            return cls(sql=f"SELECT json AS j FROM {reader}", params=params)
+        params["path"] = unnest
+        return cls(sql=f"SELECT unnest(json_extract(json, $path)) AS j FROM {reader}", params=params)
+
+    def run(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
+        """Execute `sql`, in which `__SRC__` stands for this source's rows."""
+        statement = sql.replace("__SRC__", f"({self.sql}) AS src")
+        if self.arrow is None:
+            con.execute(statement, dict(self.params))
+            return
+        con.register("_incoming", self.arrow)
+        try:
+            con.execute(statement, dict(self.params))
+        finally:
+            con.unregister("_incoming")
+
+
+def _norm(expr: str) -> str:
+    """Normalised status/conclusion: lower(trim(coalesce(x, ''))), '' = none."""
+    return f"lower(trim(coalesce({expr}, '')))"
+
+
+_RUN_PATHS = [
+    "$.repository.full_name", "$.id", "$.run_attempt", "$.workflow_id", "$.name", "$.path",
+    "$.run_number", "$.event", "$.status", "$.conclusion", "$.head_branch", "$.head_sha",
+    "$.head_commit.timestamp", "$.actor.login", "$.created_at", "$.run_started_at",
+    "$.updated_at", "$.html_url", "$.url",
+]  # fmt: skip
+
+_RUNS_STAGE = f"""
+CREATE OR REPLACE TEMP TABLE _runs_in AS
+SELECT * FROM (
+    SELECT
+        coalesce($repo, f[1], regexp_extract(f[19], {_REPO_FROM_URL}, 1)) AS repo,
+        f[2]::BIGINT AS run_id,
+        coalesce(f[3]::INTEGER, 1) AS run_attempt,
+        f[4]::BIGINT AS workflow_id,
+        f[5] AS workflow_name,
+        f[6] AS workflow_path,
+        f[7]::BIGINT AS run_number,
+        f[8] AS event,
+        {_norm("f[9]")} AS status,
+        {_norm("f[10]")} AS conclusion,
+        f[11] AS head_branch,
+        f[12] AS head_sha,
+        try_cast(f[13] AS TIMESTAMPTZ) AS head_commit_at,
+        f[14] AS actor,
+        try_cast(f[15] AS TIMESTAMPTZ) AS created_at,
+        try_cast(f[16] AS TIMESTAMPTZ) AS run_started_at,
+        try_cast(f[17] AS TIMESTAMPTZ) AS updated_at,
+        f[18] AS html_url,
+        json_merge_patch(j, '{{"repository": null, "head_repository": null}}') AS raw,
+        j AS _j
+    FROM (SELECT j, json_extract_string(j, $paths) AS f FROM __SRC__)
+)
+QUALIFY row_number() OVER (
+    PARTITION BY repo, run_id, run_attempt ORDER BY updated_at DESC NULLS LAST) = 1
+"""
+
+_RUNS_UPSERT = """
+INSERT OR REPLACE INTO workflow_runs
+SELECT i.* EXCLUDE (_j) FROM _runs_in i
+LEFT JOIN workflow_runs w USING (repo, run_id, run_attempt)
+WHERE w.run_id IS NULL OR coalesce(i.updated_at >= w.updated_at, w.updated_at IS NULL)
+"""
+
+_REPOSITORIES_UPSERT = """
+INSERT OR REPLACE INTO repositories
+SELECT i.repo, (i.j ->> '$.id')::BIGINT, i.j, i.updated_at
+FROM (
+    SELECT repo, arg_max(_j -> '$.repository', updated_at) AS j, max(updated_at) AS updated_at
+    FROM _runs_in WHERE (_j -> '$.repository') IS NOT NULL GROUP BY repo
+) i
+LEFT JOIN repositories r USING (repo)
+WHERE r.repo IS NULL OR i.updated_at >= r.updated_at
+"""
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(scalar(con, sql) or 0)
+
+
+def _check_keys(con: duckdb.DuckDBPyConnection, table: str, key: str, kind: str) -> None:
+    bad = _count(con, f"SELECT count(*) FROM {table} WHERE {key} IS NULL")
+    if bad:
+        from deploystats.errors import DumpError
+
+        raise DumpError(f"{bad} objects are not {kind} (no id or repository)")
+
+
+def save_runs(
+    con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None
+) -> int:
+    """Upsert workflow_run objects (one row per attempt) and their repositories.
+
+    Returns the number of attempts in the batch after de-duplication.
+    """
+    params = {"repo": repo, "paths": _RUN_PATHS}
+    staged = Source(source.sql, {**source.params, **params}, source.arrow)
+    staged.run(con, _RUNS_STAGE)
+    _check_keys(con, "_runs_in", "run_id IS NULL OR repo", "workflow runs")
+    con.execute(_RUNS_UPSERT)
+    con.execute(_REPOSITORIES_UPSERT)
+    count = _count(con, "SELECT count(*) FROM _runs_in")
+    con.execute("DROP TABLE _runs_in")
+    return count
+
+
+_JOB_PATHS = [
+    "$.run_url", "$.id", "$.run_id", "$.run_attempt", "$.name", "$.status", "$.conclusion",
+    "$.created_at", "$.started_at", "$.completed_at", "$.runner_name",
+    "$.runner_group_name", "$.html_url", "$.url",
+]  # fmt: skip
+
+_JOBS_STAGE = f"""
+CREATE OR REPLACE TEMP TABLE _jobs_in AS
+SELECT * FROM (
+    SELECT
+        coalesce($repo, regexp_extract(f[1], {_REPO_FROM_URL}, 1),
+                 regexp_extract(f[14], {_REPO_FROM_URL}, 1)) AS repo,
+        f[2]::BIGINT AS job_id,
+        f[3]::BIGINT AS run_id,
+        coalesce(f[4]::INTEGER, 1) AS run_attempt,
+        f[5] AS name,
+        {_norm("f[6]")} AS status,
+        {_norm("f[7]")} AS conclusion,
+        try_cast(f[8] AS TIMESTAMPTZ) AS created_at,
+        try_cast(f[9] AS TIMESTAMPTZ) AS started_at,
+        try_cast(f[10] AS TIMESTAMPTZ) AS completed_at,
+        nullif(f[11], '') AS runner_name,
+        nullif(f[12], '') AS runner_group_name,
+        coalesce(json_extract_string(j, '$.labels[*]'), []) AS labels,
+        f[13] AS html_url,
+        j -> '$.steps' AS _steps
+    FROM (SELECT j, json_extract_string(j, $paths) AS f FROM __SRC__)
+)
+QUALIFY row_number() OVER (
+    PARTITION BY repo, job_id
+    ORDER BY status = 'completed' DESC, completed_at DESC NULLS LAST,
+             started_at DESC NULLS LAST) = 1
+"""
+
+# Newest: completed over in progress, then the later completed_at.
+_JOBS_WINNERS = """
+CREATE OR REPLACE TEMP TABLE _jobs_win AS
+SELECT i.* FROM _jobs_in i
+LEFT JOIN jobs o USING (repo, job_id)
+WHERE o.job_id IS NULL
+   OR (i.status = 'completed' AND o.status <> 'completed')
+   OR ((i.status = 'completed') = (o.status = 'completed')
+       AND coalesce(i.completed_at >= o.completed_at, o.completed_at IS NULL))
+"""
+
+_JOBS_UPSERT = """
+INSERT OR REPLACE INTO jobs SELECT * EXCLUDE (_steps) FROM _jobs_win;
+DELETE FROM job_steps s USING _jobs_win w WHERE s.repo = w.repo AND s.job_id = w.job_id;
+INSERT INTO job_steps
+SELECT repo, job_id,
+       (step ->> '$.number')::INTEGER,
+       step ->> '$.name',
+       lower(trim(coalesce(step ->> '$.status', ''))),
+       lower(trim(coalesce(step ->> '$.conclusion', ''))),
+       try_cast(step ->> '$.started_at' AS TIMESTAMPTZ),
+       try_cast(step ->> '$.completed_at' AS TIMESTAMPTZ)
+FROM (SELECT repo, job_id, unnest(json_extract(_steps, '$[*]')) AS step
+      FROM _jobs_win WHERE _steps IS NOT NULL);
+"""
+
+
+def save_jobs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None) -> int:
+    """Upsert job objects and replace the steps of every job that changed."""
+    staged = Source(source.sql, {**source.params, "repo": repo, "paths": _JOB_PATHS}, source.arrow)
+    staged.run(con, _JOBS_STAGE)
+    _check_keys(con, "_jobs_in", "job_id IS NULL OR repo", "jobs")
+    con.execute(_JOBS_WINNERS)
+    con.execute(_JOBS_UPSERT)
+    count = _count(con, "SELECT count(*) FROM _jobs_in")
+    con.execute("DROP TABLE _jobs_in; DROP TABLE _jobs_win")
+    return count
+
+
+_DEPLOYMENTS_UPSERT = f"""
+INSERT OR REPLACE INTO deployments
+SELECT i.* FROM (
+    SELECT
+        coalesce($repo, regexp_extract(j ->> '$.url', {_REPO_FROM_URL}, 1),
+                 regexp_extract(j ->> '$.repository_url', '/repos/([^/]+/[^/]+)$', 1)) AS repo,
+        (j ->> '$.id')::BIGINT AS deployment_id,
+        j ->> '$.environment' AS environment,
+        j ->> '$.sha' AS sha,
+        j ->> '$.ref' AS ref,
+        j ->> '$.task' AS task,
+        try_cast(j ->> '$.created_at' AS TIMESTAMPTZ) AS created_at,
+        try_cast(j ->> '$.updated_at' AS TIMESTAMPTZ) AS updated_at,
+        j AS raw
+    FROM __SRC__
+    QUALIFY row_number() OVER (
+        PARTITION BY repo, deployment_id ORDER BY updated_at DESC NULLS LAST) = 1
+) i
+LEFT JOIN deployments d USING (repo, deployment_id)
+WHERE d.deployment_id IS NULL OR coalesce(i.updated_at >= d.updated_at, d.updated_at IS NULL)
+"""
+
+
+def save_deployments(
+    con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None
+) -> int:
+    """Upsert deployment objects; returns the rows written."""
+    before = _count(con, "SELECT count(*) FROM deployments")
+    Source(source.sql, {**source.params, "repo": repo}, source.arrow).run(con, _DEPLOYMENTS_UPSERT)
+    return _count(con, "SELECT count(*) FROM deployments") - before
+
+
+# Statuses are append-only: a status id never changes.
+_STATUSES_INSERT = f"""
+INSERT OR IGNORE INTO deployment_statuses
+SELECT DISTINCT ON (repo, status_id) * FROM (
+    SELECT
+        coalesce($repo, regexp_extract(j ->> '$.url', {_REPO_FROM_URL}, 1)) AS repo,
+        (j ->> '$.id')::BIGINT AS status_id,
+        regexp_extract(j ->> '$.deployment_url', '/deployments/(\\d+)', 1)::BIGINT
+            AS deployment_id,
+        {_norm("j ->> '$.state'")} AS state,
+        j ->> '$.environment' AS environment,
+        nullif(j ->> '$.log_url', '') AS log_url,
+        nullif(j ->> '$.target_url', '') AS target_url,
+        try_cast(j ->> '$.created_at' AS TIMESTAMPTZ) AS created_at,
+        try_cast(j ->> '$.updated_at' AS TIMESTAMPTZ) AS updated_at
+    FROM __SRC__
+)
+"""
+
+
+def save_deployment_statuses(
+    con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None
+) -> int:
+    """Insert deployment status objects not seen before; returns the rows written."""
+    before = _count(con, "SELECT count(*) FROM deployment_statuses")
+    Source(source.sql, {**source.params, "repo": repo}, source.arrow).run(con, _STATUSES_INSERT)
+    return _count(con, "SELECT count(*) FROM deployment_statuses") - before
+
+
+SAVERS = {
+    "runs": save_runs,
+    "jobs": save_jobs,
+    "deployments": save_deployments,
+    "deployment_statuses": save_deployment_statuses,
+}
+
+
+def save_objects(
+    con: duckdb.DuckDBPyConnection, kind: str, source: Source, *, repo: str | None = None
+) -> int:
+    """Dispatch to the save_* of `kind` (runs, jobs, deployments, deployment_statuses)."""
+    return SAVERS[kind](con, source, repo=repo)
+
+
+def load_run_versions(
+    con: duckdb.DuckDBPyConnection, repo: str, run_ids: Sequence[int]
+) -> dict[int, tuple[int, str, datetime | None]]:
+    """(run_attempt, status, updated_at) of the latest stored attempt of each run."""
+    if not run_ids:
+        return {}
+    rows = con.execute(
+        """
+        SELECT run_id, max_by(run_attempt, run_attempt), max_by(status, run_attempt),
+               max_by(updated_at, run_attempt)
+        FROM workflow_runs WHERE repo = $repo AND run_id IN (SELECT unnest($ids))
+        GROUP BY run_id
+        """,
+        {"repo": repo, "ids": list(run_ids)},
+    ).fetchall()
+    return {int(r[0]): (int(r[1]), str(r[2]), r[3]) for r in rows}
+
+
+def read_cursor(con: duckdb.DuckDBPyConnection, source: str, scope: str) -> datetime | None:
+    """The end of the last fully saved window of a scope, or None before the first sync."""
+    cursor: datetime | None = scalar(
+        con,
+        "SELECT cursor FROM sync_state WHERE source = $source AND scope = $scope",
+        {"source": source, "scope": scope},
+    )
+    return cursor
+
+
+def write_cursor(
+    con: duckdb.DuckDBPyConnection, source: str, scope: str, cursor: datetime
+) -> None:
+    """Move a scope's cursor (inside the batch's transaction)."""
+    con.execute(
+        "INSERT OR REPLACE INTO sync_state VALUES ($source, $scope, $cursor, current_timestamp)",
+        {"source": source, "scope": scope, "cursor": cursor},
+    )
+
+
+def load_etags(con: duckdb.DuckDBPyConnection, prefix: str) -> dict[str, tuple[str, str | None]]:
+    """url -> (etag, next_url) for stored URLs starting with `prefix`."""
+    rows = con.execute(
+        "SELECT url, etag, next_url FROM etags WHERE starts_with(url, $prefix)",
+        {"prefix": prefix},
+    ).fetchall()
+    return {str(url): (str(etag), next_url) for url, etag, next_url in rows}
+
+
+def save_etags(
+    con: duckdb.DuckDBPyConnection, etags: Mapping[str, tuple[str, str | None]]
+) -> int:
+    """Remember the ETag (and Link next) of each URL, in the batch that saved its content."""
+    if not etags:
+        return 0
+    table = pa.table(
+        {
+            "url": list(etags),
+            "etag": [value[0] for value in etags.values()],
+            "next_url": [value[1] for value in etags.values()],
+        }
+    )
+    con.register("_etags_in", table)
+    try:
+        con.execute(
+            "INSERT OR REPLACE INTO etags SELECT url, etag, next_url, current_timestamp "
+            "FROM _etags_in"
+        )
+    finally:
+        con.unregister("_etags_in")
+    return len(etags)
+
+
+def log_ingest(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    started_at: datetime,
+    source: str,
+    scope: str,
+    requests: int,
+    rows: int,
+    outcome: str,
+    error: str | None = None,
+) -> None:
+    """Append one provenance row: what ran, how much it read and wrote, and how it ended."""
+    con.execute(
+        """
+        INSERT INTO ingest_log (started_at, finished_at, source, scope, requests, rows,
+                                outcome, error)
+        VALUES ($started_at, current_timestamp, $source, $scope, $requests, $rows,
+                $outcome, $error)
+        """,
+        {
+            "started_at": started_at,
+            "source": source,
+            "scope": scope,
+            "requests": requests,
+            "rows": rows,
+            "outcome": outcome,
+            "error": error,
+        },
+    )

@@ -1,0 +1,286 @@
+"""import github: real third-party payloads and every accepted file shape, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploystats.errors import DumpError
+from deploystats.ingest import import_dumps
+from deploystats.store import Store, connect
+
+IONIC = "gha/stencil_speed_ionic"
+
+
+def rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    with store.open(read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def ionic_runs(realdata: Path) -> list[dict[str, Any]]:
+    """The ionic dump is a dict keyed by run id (not an API shape): unwrap it here."""
+    return list(json.loads((realdata / IONIC / "workflow_runs.ee1a019.json").read_text()).values())
+
+
+def ionic_jobs(realdata: Path) -> list[dict[str, Any]]:
+    return list(json.loads((realdata / IONIC / "jobs.b6894b9.json").read_text()).values())
+
+
+def write_list(path: Path, objects: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(objects))
+    return path
+
+
+def norm(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def test_ionic_runs_and_jobs_import_with_every_attempt_and_step(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    runs, jobs = ionic_runs(realdata), ionic_jobs(realdata)
+    import_dumps(
+        store, [write_list(tmp_path / "runs.json", runs), write_list(tmp_path / "jobs.json", jobs)]
+    )
+
+    expected = Counter(norm(r["conclusion"]) for r in runs)
+    got = dict(rows(store, "SELECT conclusion, count(*) FROM workflow_runs GROUP BY ALL"))
+    assert got == dict(expected)
+    assert rows(store, "SELECT count(*) FROM workflow_runs WHERE run_attempt = 2") == [
+        (sum(1 for r in runs if r["run_attempt"] == 2),)
+    ]
+    assert rows(store, "SELECT count(*) FROM jobs") == [(len(jobs),)]
+    assert rows(store, "SELECT count(*) FROM job_steps") == [
+        (sum(len(j["steps"]) for j in jobs),)
+    ]
+    assert rows(store, "SELECT DISTINCT repo FROM workflow_runs") == [
+        ("ionic-team/ionic-framework",)
+    ]
+
+
+def test_repository_objects_are_stripped_from_runs_and_kept_once(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    runs = ionic_runs(realdata)
+    import_dumps(store, [write_list(tmp_path / "runs.json", runs)])
+
+    assert rows(
+        store,
+        "SELECT count(*) FROM workflow_runs "
+        "WHERE (raw -> '$.repository') IS NOT NULL OR (raw -> '$.head_repository') IS NOT NULL",
+    ) == [(0,)]
+    assert rows(store, "SELECT repo, repository_id FROM repositories") == [
+        ("ionic-team/ionic-framework", runs[0]["repository"]["id"])
+    ]
+    sample = runs[0]
+    raw = rows(
+        store, f"SELECT raw FROM workflow_runs WHERE run_id = {sample['id']} AND run_attempt = "
+        f"{sample['run_attempt']}"
+    )[0][0]
+    kept = {k: v for k, v in sample.items() if k not in ("repository", "head_repository")}
+    assert json.loads(raw) == kept
+
+
+def test_copied_jobs_of_partial_reruns_keep_their_old_timings(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    jobs = ionic_jobs(realdata)
+    import_dumps(store, [write_list(tmp_path / "jobs.json", jobs)])
+
+    copies = [
+        j for j in jobs
+        if j["run_attempt"] >= 2 and j["started_at"] < j["created_at"] and not j["runner_name"]
+    ]  # fmt: skip
+    assert copies, "the ionic data has copied jobs (MANIFEST)"
+    assert rows(
+        store,
+        "SELECT count(*) FROM jobs WHERE run_attempt >= 2 AND started_at < created_at "
+        "AND runner_name IS NULL",
+    ) == [(len(copies),)]
+
+
+def test_importing_twice_changes_nothing(realdata: Path, store: Store, tmp_path: Path) -> None:
+    files = [
+        write_list(tmp_path / "runs.json", ionic_runs(realdata)),
+        write_list(tmp_path / "jobs.json", ionic_jobs(realdata)),
+    ]
+    tables = ["workflow_runs", "jobs", "job_steps", "repositories"]
+    import_dumps(store, files)
+    first = {t: sorted(map(repr, rows(store, f"SELECT * FROM {t}"))) for t in tables}
+    import_dumps(store, files)
+    second = {t: sorted(map(repr, rows(store, f"SELECT * FROM {t}"))) for t in tables}
+    assert first == second
+
+
+def in_progress_copy(run: dict[str, Any]) -> dict[str, Any]:
+    """The same attempt as an earlier API response showed it: still running."""
+    return {**run, "status": "in_progress", "conclusion": None, "updated_at": run["run_started_at"]}
+
+
+def test_an_older_dump_never_reverts_a_completed_run(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    run = ionic_runs(realdata)[0]
+    import_dumps(store, [write_list(tmp_path / "new.json", [run])])
+    import_dumps(store, [write_list(tmp_path / "old.json", [in_progress_copy(run)])])
+    assert rows(store, "SELECT status, conclusion FROM workflow_runs") == [
+        ("completed", norm(run["conclusion"]))
+    ]
+
+
+def test_newest_copy_wins_within_one_batch_whatever_its_position(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    run = ionic_runs(realdata)[0]
+    import_dumps(store, [write_list(tmp_path / "both.json", [run, in_progress_copy(run)])])
+    assert rows(store, "SELECT status FROM workflow_runs") == [("completed",)]
+    import_dumps(store, [write_list(tmp_path / "both2.json", [in_progress_copy(run), run])])
+    assert rows(store, "SELECT count(*), any_value(status) FROM workflow_runs") == [(1, "completed")]
+
+
+def test_a_completed_job_replaces_its_in_progress_copy_and_its_steps(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    job = ionic_jobs(realdata)[0]
+    running = {**job, "status": "in_progress", "conclusion": None, "completed_at": None,
+               "steps": job["steps"][:1]}  # fmt: skip
+    import_dumps(store, [write_list(tmp_path / "a.json", [running])])
+    import_dumps(store, [write_list(tmp_path / "b.json", [job])])
+    import_dumps(store, [write_list(tmp_path / "c.json", [running])])
+    assert rows(store, "SELECT status FROM jobs") == [("completed",)]
+    assert rows(store, "SELECT count(*) FROM job_steps") == [(len(job["steps"]),)]
+
+
+def pygithub_bodies(realdata: Path, tmp_path: Path) -> list[Path]:
+    """PyGithub's replay files wrap each response as {request, status, body}: unwrap the body."""
+    files = []
+    for path in sorted((realdata / "gha/pygithub_replaydata/extracted").glob("*.json")):
+        if "timing" in path.name:
+            continue  # /timing is not a kind deploystats stores
+        body = json.loads(path.read_text())["body"]
+        if isinstance(body, str):
+            body = json.loads(body)
+        files.append(write_list(tmp_path / path.name, body))
+    return files
+
+
+def test_pygithub_pages_including_old_schemas_import(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    files = pygithub_bodies(realdata, tmp_path)
+    result = import_dumps(store, files)
+
+    runs: dict[tuple[str, int, int], dict[str, Any]] = {}
+    jobs: set[int] = set()
+    for path in files:
+        body = json.loads(path.read_text())
+        for run in body.get("workflow_runs", [body] if "head_sha" in body and "run_id" not in body else []):
+            runs[(run["repository"]["full_name"], run["id"], run.get("run_attempt", 1))] = run
+        jobs.update(j["id"] for j in body.get("jobs", []))
+    assert rows(store, "SELECT count(*) FROM workflow_runs") == [(len(runs),)]
+    assert rows(store, "SELECT count(*) FROM jobs") == [(len(jobs),)]
+    assert result.files == len(files)
+    missing_attempt = [k for k, r in runs.items() if "run_attempt" not in r]
+    assert all(key[2] == 1 for key in missing_attempt)
+
+
+def test_run_attempts_of_a_rerun_are_separate_rows(realdata: Path, store: Store) -> None:
+    folder = realdata / "gha/push_gha_metrics_fixtures"
+    import_dumps(store, sorted(folder.glob("*.json")))
+    assert rows(
+        store, "SELECT run_attempt FROM workflow_runs WHERE run_id = 2499110858 ORDER BY 1"
+    ) == [(1,), (2,)]
+    expected_jobs = set()
+    for path in folder.glob("*jobs*.json"):
+        expected_jobs.update(j["id"] for j in json.loads(path.read_text())["jobs"])
+    assert rows(store, "SELECT count(*) FROM jobs") == [(len(expected_jobs),)]
+
+
+def test_devlake_rows_with_odd_conclusions_are_normalised(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    folder = realdata / "gha/devlake_e2e_panjf2000_ants"
+    files = []
+    expected: dict[str, Counter[str]] = {}
+    for name, kind in (("_raw_github_api_runs.csv", "runs"), ("_raw_github_api_jobs.csv", "jobs")):
+        with (folder / name).open(newline="") as handle:
+            objects = [json.loads(row["data"]) for row in csv.DictReader(handle)]
+        expected[kind] = Counter(norm(o.get("conclusion")) for o in objects)
+        out = tmp_path / f"{kind}.jsonl"
+        out.write_text("".join(json.dumps(o) + "\n" for o in objects))
+        files.append(out)
+    import_dumps(store, files)
+
+    assert dict(rows(store, "SELECT conclusion, count(*) FROM workflow_runs GROUP BY ALL")) == dict(
+        expected["runs"]
+    )
+    assert dict(rows(store, "SELECT conclusion, count(*) FROM jobs GROUP BY ALL")) == dict(
+        expected["jobs"]
+    )
+    assert {"startup_failure", "stale", ""} <= set(expected["runs"])
+
+
+@pytest.mark.parametrize("shape", ["list", "page", "jsonl", "gz", "paginate", "single"])
+def test_every_accepted_file_shape_gives_the_same_rows(
+    realdata: Path, tmp_path: Path, shape: str
+) -> None:
+    runs = ionic_runs(realdata)[:30]
+    path = tmp_path / f"runs.{shape}.json"
+    if shape == "list":
+        path.write_text(json.dumps(runs, indent=2))
+    elif shape == "page":
+        path.write_text(json.dumps({"total_count": len(runs), "workflow_runs": runs}))
+    elif shape == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    elif shape == "gz":
+        path = tmp_path / "runs.jsonl.gz"
+        path.write_bytes(gzip.compress(("\n".join(json.dumps(r) for r in runs)).encode()))
+    elif shape == "paginate":  # gh api --paginate: whole pages one after another
+        pages = [runs[:10], runs[10:20], runs[20:]]
+        path.write_text("".join(json.dumps({"total_count": 30, "workflow_runs": p}) for p in pages))
+    else:
+        runs = runs[:1]
+        path.write_text(json.dumps(runs[0], indent=2))
+    store = Store(tmp_path / "db.duckdb")
+    import_dumps(store, [path])
+    assert sorted(rows(store, "SELECT run_id FROM workflow_runs")) == sorted((r["id"],) for r in runs)
+
+
+def test_malformed_json_names_the_file_line_and_column(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"id": 1, "workflow_id": 2, "head_sha": "a"}\n{"id": 2, "workflow_id": 2,,}\n')
+    with pytest.raises(DumpError) as caught:
+        import_dumps(store, [path])
+    assert str(caught.value) == (
+        f"{path}: not valid JSON at line 2 column 28 (Expecting property name enclosed in "
+        "double quotes)"
+    )
+
+
+def test_an_unrecognised_shape_lists_the_accepted_ones(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "timing.json"
+    path.write_text('{"billable": {}, "run_duration_ms": 5}')
+    with pytest.raises(DumpError, match=r"unrecognised shape \(an object with keys billable, "
+                       r"run_duration_ms\): expected GitHub API workflow runs"):  # fmt: skip
+        import_dumps(store, [path])
+
+
+def test_a_bad_file_in_the_list_fails_before_anything_is_written(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    good = write_list(tmp_path / "runs.json", ionic_runs(realdata)[:5])
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(DumpError, match="a list of non-objects"):
+        import_dumps(store, [good, bad])
+    con = connect(store.path)
+    try:
+        assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(0,)]
+    finally:
+        con.close()
