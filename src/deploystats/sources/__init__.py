@@ -1,0 +1,1 @@
+"""Data sources: fetch records from GitHub, Prometheus and saved API dumps."""
