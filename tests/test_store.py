@@ -1,0 +1,113 @@
+"""The DuckDB file: schema on open, UTC sessions, locks, batches that commit whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from deploystats.errors import LockedError, StoreError
+from deploystats.store import SCHEMA_VERSION, Store, connect, scalar, transaction, write_cursor
+from deploystats.store.save import Source, save_runs
+
+
+def make_run(run_id: int, *, attempt: int = 1, updated_at: str = "2026-11-20T10:05:00Z") -> dict:
+    return {
+        "id": run_id,
+        "run_attempt": attempt,
+        "workflow_id": 1,
+        "name": "Deploy production",
+        "path": ".github/workflows/deploy-production.yml",
+        "head_sha": "abc",
+        "status": "completed",
+        "conclusion": "success",
+        "created_at": "2026-11-20T10:00:00Z",
+        "run_started_at": "2026-11-20T10:00:00Z",
+        "updated_at": updated_at,
+        "repository": {"id": 7, "full_name": "acme/platform"},
+    }
+
+
+def test_a_new_file_gets_the_current_schema_version(db_path: Path) -> None:
+    con = connect(db_path)
+    try:
+        assert scalar(con, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
+    finally:
+        con.close()
+
+
+def test_every_session_runs_in_utc_whatever_the_machine_timezone(db_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from deploystats.store import connect, scalar
+        con = connect({str(db_path)!r})
+        print(scalar(con, "SELECT current_setting('TimeZone')"))
+        print(scalar(con, "SELECT TIMESTAMPTZ '2026-11-20 10:00:00+00'::VARCHAR"))
+        """
+    )
+    env = {**os.environ, "TZ": "America/Los_Angeles"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.stdout.split("\n")[:2] == ["UTC", "2026-11-20 10:00:00+00"], done.stderr
+
+
+def test_readers_need_an_existing_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"no database at .*missing.duckdb: run `deploystats sync"):
+        connect(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_a_failed_batch_leaves_nothing_behind(db_path: Path) -> None:
+    con = connect(db_path)
+    try:
+        with pytest.raises(RuntimeError), transaction(con, before_commit=_crash):
+            save_runs(con, Source.from_objects([make_run(1)]))
+            write_cursor(con, "github", "acme/platform:deploy.yml", _when())
+        assert scalar(con, "SELECT count(*) FROM workflow_runs") == 0
+        assert scalar(con, "SELECT count(*) FROM sync_state") == 0
+        with transaction(con):
+            save_runs(con, Source.from_objects([make_run(1)]))
+        assert scalar(con, "SELECT count(*) FROM workflow_runs") == 1
+    finally:
+        con.close()
+
+
+def _crash() -> None:
+    raise RuntimeError("crash before commit")
+
+
+def _when():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_a_second_writer_waits_then_names_the_process_holding_the_file(db_path: Path) -> None:
+    connect(db_path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); print('held', flush=True);"
+            " time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(LockedError) as caught, Store(db_path, lock_timeout_s=0.5).open():
+            pass
+        assert time.monotonic() - started >= 0.5
+        message = str(caught.value)
+        assert f"database {db_path} is locked by PID {holder.pid}" in message
+        assert "store.lock_timeout" in message
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
