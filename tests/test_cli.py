@@ -1,0 +1,136 @@
+"""The deploystats command as a user runs it: a real subprocess, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from deploystats.config import Settings
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOYSTATS_", "GITHUB_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "deploystats", *args],
+        cwd=cwd,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_version_and_help_exit_zero(tmp_path: Path) -> None:
+    from deploystats import __version__
+
+    assert run("--version", cwd=tmp_path).stdout.strip() == f"deploystats, version {__version__}"
+    helped = run("--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    for command in ("init", "import", "sync", "demo"):
+        assert command in helped.stdout
+
+
+def test_every_command_help_shows_an_example(tmp_path: Path) -> None:
+    for command in (["init"], ["import", "github"], ["sync", "github"], ["demo"]):
+        done = run(*command, "--help", cwd=tmp_path)
+        assert done.returncode == 0
+        assert "Example:" in done.stdout, command
+
+
+def test_init_writes_a_starter_config_that_validates(tmp_path: Path) -> None:
+    done = run("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    settings = Settings.model_validate(yaml.safe_load((tmp_path / "deploystats.yml").read_text()))
+    assert settings.github.token_env == "GITHUB_TOKEN"
+    assert settings.targets[0].name == "production"
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "deploystats.yml").write_text("timezone: UTC\n")
+    done = run("init", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "deploystats: error: deploystats.yml exists: edit it, or pass --force to overwrite it"
+    )
+
+
+def test_usage_errors_exit_two(tmp_path: Path) -> None:
+    assert run("import", "github", cwd=tmp_path).returncode == 2
+    assert run("no-such-command", cwd=tmp_path).returncode == 2
+
+
+def test_import_reports_counts_and_honours_db_option(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text(
+        "".join(
+            json.dumps({"id": i, "workflow_id": 1, "head_sha": "a", "run_attempt": 1,
+                        "url": f"https://api.github.com/repos/acme/platform/actions/runs/{i}",
+                        "updated_at": "2026-11-20T10:00:00Z"}) + "\n"
+            for i in range(1, 4)
+        )
+    )  # fmt: skip
+    done = run("--db", "x.duckdb", "import", "github", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "imported 1 files into x.duckdb: 3 runs"
+    assert (tmp_path / "x.duckdb").exists()
+
+
+def test_a_malformed_dump_is_one_line_with_exit_one(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"id": 1,\n "workflow_id": }')
+    done = run("import", "github", "bad.json", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "deploystats: error: bad.json: not valid JSON at line 2 column 17 (Expecting value)"
+    ]
+
+
+def test_invalid_config_names_the_key_path(tmp_path: Path) -> None:
+    (tmp_path / "deploystats.yml").write_text(
+        "targets:\n  - name: production\n    repos: [acme/platform]\n    workflows: []\n"
+    )
+    done = run("sync", "github", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "deploystats: error: deploystats.yml: targets.0.workflows: "
+        "List should have at least 1 item after validation, not 0"
+    )
+
+
+def test_sync_without_a_token_says_how_to_provide_one(tmp_path: Path) -> None:
+    (tmp_path / "deploystats.yml").write_text("github:\n  repos: [acme/platform]\n  token_env: MY_TOKEN\n")
+    done = run("sync", "github", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "deploystats: error: GitHub token missing: set MY_TOKEN (or the variable "
+        "github.token_env names) or configure github.app"
+    )
+
+
+def test_a_locked_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "runs.json").write_text("[]")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, time; c = duckdb.connect('x.duckdb'); print('held', flush=True); time.sleep(60)"],
+        cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        (tmp_path / "deploystats.yml").write_text("store: {lock_timeout: 1s}\n")
+        done = run("--db", "x.duckdb", "import", "github", "runs.json", cwd=tmp_path)
+        assert done.returncode == 1
+        assert re.fullmatch(
+            rf"deploystats: error: database x\.duckdb is locked by PID {holder.pid} \(python[\d.]*\); "
+            r"waited 1s: let it finish, or raise store\.lock_timeout\n",
+            done.stderr,
+        ), done.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
