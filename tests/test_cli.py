@@ -12,9 +12,12 @@ from pathlib import Path
 import yaml
 
 from deploystats.config import Settings
+from tests.conftest import lock_held
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOYSTATS_", "GITHUB_"))}
     return subprocess.run(
         [sys.executable, "-m", "deploystats", *args],
@@ -69,12 +72,20 @@ def test_import_reports_counts_and_honours_db_option(tmp_path: Path) -> None:
     runs = tmp_path / "runs.jsonl"
     runs.write_text(
         "".join(
-            json.dumps({"id": i, "workflow_id": 1, "head_sha": "a", "run_attempt": 1,
-                        "url": f"https://api.github.com/repos/acme/platform/actions/runs/{i}",
-                        "updated_at": "2026-11-20T10:00:00Z"}) + "\n"
+            json.dumps(
+                {
+                    "id": i,
+                    "workflow_id": 1,
+                    "head_sha": "a",
+                    "run_attempt": 1,
+                    "url": f"https://api.github.com/repos/acme/platform/actions/runs/{i}",
+                    "updated_at": "2026-11-20T10:00:00Z",
+                }
+            )
+            + "\n"
             for i in range(1, 4)
         )
-    )  # fmt: skip
+    )
     done = run("--db", "x.duckdb", "import", "github", "runs.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "imported 1 files into x.duckdb: 3 runs"
@@ -103,7 +114,9 @@ def test_invalid_config_names_the_key_path(tmp_path: Path) -> None:
 
 
 def test_sync_without_a_token_says_how_to_provide_one(tmp_path: Path) -> None:
-    (tmp_path / "deploystats.yml").write_text("github:\n  repos: [acme/platform]\n  token_env: MY_TOKEN\n")
+    (tmp_path / "deploystats.yml").write_text(
+        "github:\n  repos: [acme/platform]\n  token_env: MY_TOKEN\n"
+    )
     done = run("sync", "github", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == (
@@ -114,23 +127,12 @@ def test_sync_without_a_token_says_how_to_provide_one(tmp_path: Path) -> None:
 
 def test_a_locked_database_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "runs.json").write_text("[]")
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, time; c = duckdb.connect('x.duckdb'); print('held', flush=True); time.sleep(60)"],
-        cwd=tmp_path, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        (tmp_path / "deploystats.yml").write_text("store: {lock_timeout: 1s}\n")
+    (tmp_path / "deploystats.yml").write_text("store: {lock_timeout: 1s}\n")
+    with lock_held(tmp_path / "x.duckdb") as pid:
         done = run("--db", "x.duckdb", "import", "github", "runs.json", cwd=tmp_path)
-        assert done.returncode == 1
-        assert re.fullmatch(
-            rf"deploystats: error: database x\.duckdb is locked by PID {holder.pid} \(python[\d.]*\); "
-            r"waited 1s: let it finish, or raise store\.lock_timeout\n",
-            done.stderr,
-        ), done.stderr
-    finally:
-        holder.kill()
-        holder.wait()
-        assert holder.stdout is not None
-        holder.stdout.close()
+    assert done.returncode == 1
+    assert re.fullmatch(
+        rf"deploystats: error: database x\.duckdb is locked by PID {pid} \(python[\d.]*\); "
+        r"waited 1s: let it finish, or raise store\.lock_timeout\n",
+        done.stderr,
+    ), done.stderr

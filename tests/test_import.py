@@ -1,4 +1,4 @@
-"""import github: real third-party payloads and every accepted file shape, into a real DuckDB file."""
+"""import github: real third-party payloads and every accepted file shape, into a real DuckDB."""
 
 from __future__ import annotations
 
@@ -56,9 +56,7 @@ def test_ionic_runs_and_jobs_import_with_every_attempt_and_step(
         (sum(1 for r in runs if r["run_attempt"] == 2),)
     ]
     assert rows(store, "SELECT count(*) FROM jobs") == [(len(jobs),)]
-    assert rows(store, "SELECT count(*) FROM job_steps") == [
-        (sum(len(j["steps"]) for j in jobs),)
-    ]
+    assert rows(store, "SELECT count(*) FROM job_steps") == [(sum(len(j["steps"]) for j in jobs),)]
     assert rows(store, "SELECT DISTINCT repo FROM workflow_runs") == [
         ("ionic-team/ionic-framework",)
     ]
@@ -80,8 +78,9 @@ def test_repository_objects_are_stripped_from_runs_and_kept_once(
     ]
     sample = runs[0]
     raw = rows(
-        store, f"SELECT raw FROM workflow_runs WHERE run_id = {sample['id']} AND run_attempt = "
-        f"{sample['run_attempt']}"
+        store,
+        f"SELECT raw FROM workflow_runs WHERE run_id = {sample['id']} AND run_attempt = "
+        f"{sample['run_attempt']}",
     )[0][0]
     kept = {k: v for k, v in sample.items() if k not in ("repository", "head_repository")}
     assert json.loads(raw) == kept
@@ -94,9 +93,10 @@ def test_copied_jobs_of_partial_reruns_keep_their_old_timings(
     import_dumps(store, [write_list(tmp_path / "jobs.json", jobs)])
 
     copies = [
-        j for j in jobs
+        j
+        for j in jobs
         if j["run_attempt"] >= 2 and j["started_at"] < j["created_at"] and not j["runner_name"]
-    ]  # fmt: skip
+    ]
     assert copies, "the ionic data has copied jobs (MANIFEST)"
     assert rows(
         store,
@@ -141,15 +141,22 @@ def test_newest_copy_wins_within_one_batch_whatever_its_position(
     import_dumps(store, [write_list(tmp_path / "both.json", [run, in_progress_copy(run)])])
     assert rows(store, "SELECT status FROM workflow_runs") == [("completed",)]
     import_dumps(store, [write_list(tmp_path / "both2.json", [in_progress_copy(run), run])])
-    assert rows(store, "SELECT count(*), any_value(status) FROM workflow_runs") == [(1, "completed")]
+    assert rows(store, "SELECT count(*), any_value(status) FROM workflow_runs") == [
+        (1, "completed")
+    ]
 
 
 def test_a_completed_job_replaces_its_in_progress_copy_and_its_steps(
     realdata: Path, store: Store, tmp_path: Path
 ) -> None:
     job = ionic_jobs(realdata)[0]
-    running = {**job, "status": "in_progress", "conclusion": None, "completed_at": None,
-               "steps": job["steps"][:1]}  # fmt: skip
+    running = {
+        **job,
+        "status": "in_progress",
+        "conclusion": None,
+        "completed_at": None,
+        "steps": job["steps"][:1],
+    }
     import_dumps(store, [write_list(tmp_path / "a.json", [running])])
     import_dumps(store, [write_list(tmp_path / "b.json", [job])])
     import_dumps(store, [write_list(tmp_path / "c.json", [running])])
@@ -180,7 +187,9 @@ def test_pygithub_pages_including_old_schemas_import(
     jobs: set[int] = set()
     for path in files:
         body = json.loads(path.read_text())
-        for run in body.get("workflow_runs", [body] if "head_sha" in body and "run_id" not in body else []):
+        for run in body.get(
+            "workflow_runs", [body] if "head_sha" in body and "run_id" not in body else []
+        ):
             runs[(run["repository"]["full_name"], run["id"], run.get("run_attempt", 1))] = run
         jobs.update(j["id"] for j in body.get("jobs", []))
     assert rows(store, "SELECT count(*) FROM workflow_runs") == [(len(runs),)]
@@ -249,7 +258,9 @@ def test_every_accepted_file_shape_gives_the_same_rows(
         path.write_text(json.dumps(runs[0], indent=2))
     store = Store(tmp_path / "db.duckdb")
     import_dumps(store, [path])
-    assert sorted(rows(store, "SELECT run_id FROM workflow_runs")) == sorted((r["id"],) for r in runs)
+    assert sorted(rows(store, "SELECT run_id FROM workflow_runs")) == sorted(
+        (r["id"],) for r in runs
+    )
 
 
 def test_malformed_json_names_the_file_line_and_column(store: Store, tmp_path: Path) -> None:
@@ -266,8 +277,11 @@ def test_malformed_json_names_the_file_line_and_column(store: Store, tmp_path: P
 def test_an_unrecognised_shape_lists_the_accepted_ones(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "timing.json"
     path.write_text('{"billable": {}, "run_duration_ms": 5}')
-    with pytest.raises(DumpError, match=r"unrecognised shape \(an object with keys billable, "
-                       r"run_duration_ms\): expected GitHub API workflow runs"):  # fmt: skip
+    with pytest.raises(
+        DumpError,
+        match=r"unrecognised shape \(an object with keys billable, "
+        r"run_duration_ms\): expected GitHub API workflow runs",
+    ):
         import_dumps(store, [path])
 
 

@@ -14,6 +14,7 @@ import pytest
 from deploystats.errors import LockedError, StoreError
 from deploystats.store import SCHEMA_VERSION, Store, connect, scalar, transaction, write_cursor
 from deploystats.store.save import Source, save_runs
+from tests.conftest import lock_held
 
 
 def make_run(run_id: int, *, attempt: int = 1, updated_at: str = "2026-11-20T10:05:00Z") -> dict:
@@ -87,27 +88,11 @@ def _when():  # type: ignore[no-untyped-def]
 
 def test_a_second_writer_waits_then_names_the_process_holding_the_file(db_path: Path) -> None:
     connect(db_path).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db_path)!r}); print('held', flush=True);"
-            " time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held(db_path) as pid:
         started = time.monotonic()
         with pytest.raises(LockedError) as caught, Store(db_path, lock_timeout_s=0.5).open():
             pass
         assert time.monotonic() - started >= 0.5
-        message = str(caught.value)
-        assert f"database {db_path} is locked by PID {holder.pid}" in message
-        assert "store.lock_timeout" in message
-    finally:
-        holder.kill()
-        holder.wait()
-        assert holder.stdout is not None
-        holder.stdout.close()
+    message = str(caught.value)
+    assert f"database {db_path} is locked by PID {pid}" in message
+    assert "store.lock_timeout" in message

@@ -64,8 +64,16 @@ def _parse_when(value: str | None, option: str) -> datetime | None:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Example: deploystats demo   (sample data -> data/deploystats.duckdb, offline)",
 )
-@click.option("--db", type=click.Path(path_type=Path), help="DuckDB file [DEPLOYSTATS_DB; data/deploystats.duckdb]")
-@click.option("--config", type=click.Path(path_type=Path), help="config file [DEPLOYSTATS_CONFIG; deploystats.yml]")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    help="DuckDB file [DEPLOYSTATS_DB; data/deploystats.duckdb]",
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="config file [DEPLOYSTATS_CONFIG; deploystats.yml]",
+)
 @click.version_option(__version__, "--version", prog_name="deploystats")
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None, config: Path | None) -> None:
@@ -108,7 +116,9 @@ def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None
     from deploystats.ingest import import_dumps
 
     result = import_dumps(obj.store(), files, repo=repo, on_progress=err.print)
-    parts = ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.objects.items()))
+    parts = ", ".join(
+        f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.objects.items())
+    )
     out.print(f"imported {result.files} files into {obj.db}: {parts or 'nothing'}")
 
 
@@ -119,14 +129,20 @@ def sync() -> None:
 
 @sync.command(
     "github",
-    epilog="Example: GITHUB_TOKEN=... deploystats sync github --since 2026-09-01 --max-requests 2000",
+    epilog="Example: deploystats sync github --since 2026-09-01 --max-requests 2000",
 )
 @click.option("--repo", help="only this OWNER/NAME")
 @click.option("--since", help="start of the first window (ISO date); default: cursor - rescan_days")
-@click.option("--full", is_flag=True, help="ignore cursors and ETags; re-list from --since or backfill_days")
-@click.option("--all-workflows", is_flag=True, help="every run of the repos, not only target workflows")
+@click.option(
+    "--full", is_flag=True, help="ignore cursors and ETags; re-list from --since or backfill_days"
+)
+@click.option(
+    "--all-workflows", is_flag=True, help="every run of the repos, not only target workflows"
+)
 @click.option("--max-requests", type=click.IntRange(min=1), help="stop cleanly after N requests")
-@click.option("--max-wait", default="15m", show_default=True, help="longest rate-limit wait before stopping")
+@click.option(
+    "--max-wait", default="15m", show_default=True, help="longest rate-limit wait before stopping"
+)
 @click.pass_obj
 def sync_github_cmd(
     obj: Context,
@@ -146,9 +162,12 @@ def sync_github_cmd(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--max-wait") from None
     client = make_github_client(settings, max_requests=max_requests, max_wait=wait)
-    with client, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
-    ) as progress:
+    with (
+        client,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+        ) as progress,
+    ):
         task = progress.add_task("sync github", total=None)
 
         def show(result: Any, where: str) -> None:
@@ -157,7 +176,7 @@ def sync_github_cmd(
                 description=(
                     f"{where}  runs {result.runs:,}  attempts {result.attempts:,}  "
                     f"jobs {result.jobs:,}  requests {result.requests:,}  "
-                    f"rate left {result.rate_remaining if result.rate_remaining is not None else '?'}"
+                    f"rate left {_or_unknown(result.rate_remaining)}"
                 ),
             )
 
@@ -175,8 +194,12 @@ def sync_github_cmd(
         f"synced {len(result.scopes)} scopes: {result.runs:,} changed runs, {result.attempts:,} "
         f"attempts, {result.jobs:,} jobs, {result.deployments:,} deployments; "
         f"{result.requests:,} requests ({result.not_modified:,} not modified), "
-        f"rate limit left {result.rate_remaining if result.rate_remaining is not None else '?'}"
+        f"rate limit left {_or_unknown(result.rate_remaining)}"
     )
+
+
+def _or_unknown(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
 
 
 def make_github_client(settings: Settings, *, max_requests: int | None, max_wait: timedelta) -> Any:
@@ -213,8 +236,14 @@ def make_github_client(settings: Settings, *, max_requests: int | None, max_wait
 
 @cli.command(epilog="Example: deploystats --db /tmp/demo.duckdb demo --seed 3")
 @click.option("--seed", default=7, show_default=True, help="simulator seed")
-@click.option("--data", "data_dir", default=Path("data/sample"), show_default=True,
-              type=click.Path(path_type=Path), help="where the sample dumps are written")
+@click.option(
+    "--data",
+    "data_dir",
+    default=Path("data/sample"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="where the sample dumps are written",
+)
 @click.pass_obj
 def demo(obj: Context, seed: int, data_dir: Path) -> None:
     """Simulated history -> dumps -> database, offline and without a token."""
@@ -235,8 +264,11 @@ def demo(obj: Context, seed: int, data_dir: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit 0 ok, 1 a DeploystatsError (one line on stderr), 2 usage."""
     try:
-        code = cli.main(args=list(argv) if argv is not None else None,
-                        prog_name="deploystats", standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="deploystats",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

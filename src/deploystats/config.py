@@ -59,8 +59,8 @@ class GitHubSettings(_Model):
     api_version: str = "2022-11-28"
     token_env: str = "GITHUB_TOKEN"
     app: AppSettings | None = None
-    rescan_days: int = Field(30, ge=0)
-    backfill_days: int = Field(90, ge=1)
+    rescan_days: Annotated[int, Field(ge=0)] = 30
+    backfill_days: Annotated[int, Field(ge=1)] = 90
 
     @field_validator("repos")
     @classmethod

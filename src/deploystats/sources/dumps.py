@@ -57,7 +57,7 @@ def _open(path: Path) -> Any:
 
 
 def _first_value(path: Path) -> tuple[Any, bytes, bool]:
-    """Decode the first JSON value of the file: it, the text after it, and whether it is one line."""
+    """The first JSON value of the file, the text after it, and whether it is on one line."""
     size = 64 * 1024
     decoder = json.JSONDecoder()
     while True:

@@ -55,9 +55,7 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 
 def _lock_message(path: Path, exc: duckdb.Error, waited_s: float) -> str:
     match = _LOCK_HOLDER.search(str(exc))
-    holder = (
-        f"PID {match['pid']} ({Path(match['prog']).name})" if match else "another process"
-    )
+    holder = f"PID {match['pid']} ({Path(match['prog']).name})" if match else "another process"
     return (
         f"database {path} is locked by {holder}; waited {waited_s:.0f}s: "
         "let it finish, or raise store.lock_timeout"

@@ -36,9 +36,7 @@ class Source:
     @classmethod
     def from_objects(cls, objects: Iterable[Mapping[str, Any] | bytes]) -> Source:
         """API objects held in memory (dicts, or their raw JSON bytes)."""
-        texts = [
-            (obj if isinstance(obj, bytes) else orjson.dumps(obj)).decode() for obj in objects
-        ]
+        texts = [(obj if isinstance(obj, bytes) else orjson.dumps(obj)).decode() for obj in objects]
         return cls(sql="SELECT j::JSON AS j FROM _incoming", arrow=pa.table({"j": texts}))
 
     @classmethod
@@ -49,7 +47,9 @@ class Source:
         if unnest is None:
             return cls(sql=f"SELECT json AS j FROM {reader}", params=params)
         params["path"] = unnest
-        return cls(sql=f"SELECT unnest(json_extract(json, $path)) AS j FROM {reader}", params=params)
+        return cls(
+            sql=f"SELECT unnest(json_extract(json, $path)) AS j FROM {reader}", params=params
+        )
 
     def run(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
         """Execute `sql`, in which `__SRC__` stands for this source's rows."""
@@ -137,9 +137,7 @@ def _check_keys(con: duckdb.DuckDBPyConnection, table: str, key: str, kind: str)
         raise DumpError(f"{bad} objects are not {kind} (no id or repository)")
 
 
-def save_runs(
-    con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None
-) -> int:
+def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None) -> int:
     """Upsert workflow_run objects (one row per attempt) and their repositories.
 
     Returns the number of attempts in the batch after de-duplication.
@@ -332,9 +330,7 @@ def read_cursor(con: duckdb.DuckDBPyConnection, source: str, scope: str) -> date
     return cursor
 
 
-def write_cursor(
-    con: duckdb.DuckDBPyConnection, source: str, scope: str, cursor: datetime
-) -> None:
+def write_cursor(con: duckdb.DuckDBPyConnection, source: str, scope: str, cursor: datetime) -> None:
     """Move a scope's cursor (inside the batch's transaction)."""
     con.execute(
         "INSERT OR REPLACE INTO sync_state VALUES ($source, $scope, $cursor, current_timestamp)",
@@ -342,33 +338,22 @@ def write_cursor(
     )
 
 
-def load_etags(con: duckdb.DuckDBPyConnection, prefix: str) -> dict[str, tuple[str, str | None]]:
-    """url -> (etag, next_url) for stored URLs starting with `prefix`."""
+def load_etags(con: duckdb.DuckDBPyConnection, prefix: str) -> dict[str, str]:
+    """url -> ETag for stored URLs starting with `prefix`."""
     rows = con.execute(
-        "SELECT url, etag, next_url FROM etags WHERE starts_with(url, $prefix)",
-        {"prefix": prefix},
+        "SELECT url, etag FROM etags WHERE starts_with(url, $prefix)", {"prefix": prefix}
     ).fetchall()
-    return {str(url): (str(etag), next_url) for url, etag, next_url in rows}
+    return {str(url): str(etag) for url, etag in rows}
 
 
-def save_etags(
-    con: duckdb.DuckDBPyConnection, etags: Mapping[str, tuple[str, str | None]]
-) -> int:
-    """Remember the ETag (and Link next) of each URL, in the batch that saved its content."""
+def save_etags(con: duckdb.DuckDBPyConnection, etags: Mapping[str, str]) -> int:
+    """Remember the ETag of each URL, in the batch that saved its content."""
     if not etags:
         return 0
-    table = pa.table(
-        {
-            "url": list(etags),
-            "etag": [value[0] for value in etags.values()],
-            "next_url": [value[1] for value in etags.values()],
-        }
-    )
-    con.register("_etags_in", table)
+    con.register("_etags_in", pa.table({"url": list(etags), "etag": list(etags.values())}))
     try:
         con.execute(
-            "INSERT OR REPLACE INTO etags SELECT url, etag, next_url, current_timestamp "
-            "FROM _etags_in"
+            "INSERT OR REPLACE INTO etags SELECT url, etag, current_timestamp FROM _etags_in"
         )
     finally:
         con.unregister("_etags_in")

@@ -112,7 +112,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE etags (
         url VARCHAR PRIMARY KEY,
         etag VARCHAR NOT NULL,
-        next_url VARCHAR,
         updated_at TIMESTAMPTZ
     );
     CREATE SEQUENCE ingest_log_seq;
@@ -133,9 +132,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def scalar(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
-) -> Any:
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> Any:
     """First column of the first row, or None; the result is read to the end (DuckDB 2.0
     refuses further work on a connection with an unread result)."""
     rows = con.execute(sql, params or {}).fetchall()
@@ -162,9 +159,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
     for number in range(version, SCHEMA_VERSION):
         con.execute("BEGIN TRANSACTION")
         if number == 0:
-            con.execute(
-                "CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
-            )
+            con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
         con.execute(MIGRATIONS[number])
         con.execute(
             "INSERT INTO schema_version VALUES ($version, current_timestamp)",
