@@ -78,7 +78,6 @@ _RUN_PATHS = [
 
 _RUNS_STAGE = f"""
 CREATE OR REPLACE TEMP TABLE _runs_in AS
-SELECT * FROM (
     SELECT
         coalesce($repo, f[1], regexp_extract(f[19], {_REPO_FROM_URL}, 1)) AS repo,
         f[2]::BIGINT AS run_id,
@@ -98,27 +97,36 @@ SELECT * FROM (
         try_cast(f[16] AS TIMESTAMPTZ) AS run_started_at,
         try_cast(f[17] AS TIMESTAMPTZ) AS updated_at,
         f[18] AS html_url,
-        json_merge_patch(j, '{{"repository": null, "head_repository": null}}') AS raw,
-        j AS _j
+        json_merge_patch(j, '{{"repository": null, "head_repository": null}}') AS raw
     FROM (SELECT j, json_extract_string(j, $paths) AS f FROM __SRC__)
-)
+"""
+
+# DuckDB keeps the *first* of two rows with one key: keep the newest (rarely needed, so only
+# when the batch has duplicates: the window would copy every payload).
+_RUNS_DEDUPE = """
+CREATE OR REPLACE TEMP TABLE _runs_in AS SELECT * FROM _runs_in
 QUALIFY row_number() OVER (
     PARTITION BY repo, run_id, run_attempt ORDER BY updated_at DESC NULLS LAST) = 1
 """
 
 _RUNS_UPSERT = """
 INSERT OR REPLACE INTO workflow_runs
-SELECT i.* EXCLUDE (_j) FROM _runs_in i
+SELECT i.* FROM _runs_in i
 LEFT JOIN workflow_runs w USING (repo, run_id, run_attempt)
 WHERE w.run_id IS NULL OR coalesce(i.updated_at >= w.updated_at, w.updated_at IS NULL)
 """
 
+# A second, cheap pass over the source: carrying each run's repository object through the
+# staging table would cost more than reading the input again.
 _REPOSITORIES_UPSERT = """
 INSERT OR REPLACE INTO repositories
-SELECT i.repo, (i.j ->> '$.id')::BIGINT, i.j, i.updated_at
+SELECT i.repo, (i.repository ->> '$.id')::BIGINT, i.repository, i.updated_at
 FROM (
-    SELECT repo, arg_max(_j -> '$.repository', updated_at) AS j, max(updated_at) AS updated_at
-    FROM _runs_in WHERE (_j -> '$.repository') IS NOT NULL GROUP BY repo
+    SELECT f[1] AS repo, arg_max(j, f[2]) -> '$.repository' AS repository,
+           max(f[2])::TIMESTAMPTZ AS updated_at
+    FROM (SELECT j, json_extract_string(j, ['$.repository.full_name', '$.updated_at']) AS f
+          FROM __SRC__)
+    WHERE f[1] IS NOT NULL GROUP BY f[1]
 ) i
 LEFT JOIN repositories r USING (repo)
 WHERE r.repo IS NULL OR i.updated_at >= r.updated_at
@@ -146,8 +154,10 @@ def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
     staged = Source(source.sql, {**source.params, **params}, source.arrow)
     staged.run(con, _RUNS_STAGE)
     _check_keys(con, "_runs_in", "run_id IS NULL OR repo", "workflow runs")
+    if _count(con, "SELECT count(*) - count(DISTINCT (repo, run_id, run_attempt)) FROM _runs_in"):
+        con.execute(_RUNS_DEDUPE)
     con.execute(_RUNS_UPSERT)
-    con.execute(_REPOSITORIES_UPSERT)
+    source.run(con, _REPOSITORIES_UPSERT)
     count = _count(con, "SELECT count(*) FROM _runs_in")
     con.execute("DROP TABLE _runs_in")
     return count
