@@ -105,7 +105,7 @@ def main() -> None:
             [sys.executable, "-c", CHILD, str(db), *map(str, files)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        bulk = json.loads(child.stdout)
+        bulk = json.loads(child.stdout.strip().splitlines()[-1])
         runs = bulk["objects"]["runs"]
         runs_per_s = runs / bulk["elapsed_s"]
         print(

@@ -298,3 +298,19 @@ def test_a_bad_file_in_the_list_fails_before_anything_is_written(
         assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def test_identical_copies_in_one_file_are_one_row_each(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    runs, jobs = ionic_runs(realdata)[:20], ionic_jobs(realdata)[:20]
+    import_dumps(
+        store,
+        [
+            write_list(tmp_path / "runs.json", runs + runs),
+            write_list(tmp_path / "jobs.json", jobs * 2),
+        ],
+    )
+    assert rows(store, "SELECT count(*) FROM workflow_runs") == [(len(runs),)]
+    assert rows(store, "SELECT count(*) FROM jobs") == [(len(jobs),)]
+    assert rows(store, "SELECT count(*) FROM job_steps") == [(sum(len(j["steps"]) for j in jobs),)]

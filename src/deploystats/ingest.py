@@ -35,33 +35,40 @@ def import_dumps(
     repo: str | None = None,
     on_progress: ProgressFn | None = None,
 ) -> ImportResult:
-    """Import saved API JSON files; each file is one batch, committed whole or not at all.
+    """Import saved API JSON files, each in batches that commit whole or not at all.
 
-    Importing a file twice changes nothing; an older dump never reverts newer rows.
-    Every file is inspected before the first is written, so a bad file in the list
-    fails before anything is imported.
+    A JSON Lines file is saved in chunks of whole lines (bounded memory); any other file in
+    one batch. Importing a file twice changes nothing; an older dump never reverts newer rows;
+    an import that failed part-way keeps its committed batches, and a rerun completes it.
+    Every file is inspected before the first is written, so a file of an unknown shape in the
+    list fails before anything is imported.
     """
     dumps = [inspect_dump(Path(path)) for path in paths]
     result = ImportResult()
     with store.open() as con:
         for dump in dumps:
             started = datetime.now(UTC)
+            count = 0
             try:
-                with store.batch(con):
-                    count = save_objects(con, dump.kind, dump.source, repo=repo)
-                    log_ingest(
-                        con,
-                        started_at=started,
-                        source="import",
-                        scope=str(dump.path),
-                        requests=0,
-                        rows=count,
-                        outcome="ok",
-                    )
-            except duckdb.InvalidInputException as exc:
-                raise malformed(dump.path) from exc
+                for source in dump.batches():
+                    with store.batch(con):
+                        count += save_objects(con, dump.kind, source, repo=repo)
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                error = malformed(dump.path)
+                if error is None:
+                    raise
+                raise error from exc
             except DumpError as exc:
                 raise DumpError(f"{dump.path}: {exc}", path=str(dump.path)) from exc
+            log_ingest(
+                con,
+                started_at=started,
+                source="import",
+                scope=str(dump.path),
+                requests=0,
+                rows=count,
+                outcome="ok",
+            )
             result.files += 1
             result.objects[dump.kind] = result.objects.get(dump.kind, 0) + count
             if on_progress:

@@ -37,6 +37,7 @@ Only `random.Random(seed)` is used, and ids grow with time: same seed and `end`,
 from __future__ import annotations
 
 import base64
+import functools
 import gzip as gzip_module
 import heapq
 import itertools
@@ -160,10 +161,12 @@ _SENTENCES = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # bulk dumps format each template time once
 def _z(t: datetime | None) -> str | None:
     return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _zms(t: datetime | None) -> str | None:
     return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -178,7 +181,8 @@ def _default_end(end: datetime | None) -> datetime:
 
 
 def _node(prefix: str, *numbers: int) -> str:
-    return prefix + base64.b64encode(struct.pack(f">{len(numbers)}Q", *numbers)).decode()[:20]
+    packed = struct.pack(f">{len(numbers)}Q", *numbers)
+    return prefix + base64.b64encode(packed).decode().rstrip("=")
 
 
 def _user(login: str, uid: int, kind: str = "User") -> dict[str, Any]:
@@ -897,6 +901,7 @@ def _run_object(a: _Attempt, repo: str, users: dict[str, Any], offset: int) -> d
     """A run attempt as `/actions/runs/{id}/attempts/{n}` returns it, without the repositories."""
     run, c, n = a.run, a.run.commit, a.number
     run_id, suite_id, wf = run.id + offset, run.check_suite_id + offset, run.workflow
+    workflow_id = wf.id + 10 * offset  # bulk copies: every repository has its own workflows
     url = f"{_API}/repos/{repo}/actions/runs/{run_id}"
     author = {"name": c.author[2], "email": f"{c.author[1]}+{c.author[0]}@users.noreply.github.com"}
     committer = {"name": "GitHub", "email": "noreply@github.com"} if c.squashed else author
@@ -905,7 +910,7 @@ def _run_object(a: _Attempt, repo: str, users: dict[str, Any], offset: int) -> d
         "head_branch": "main", "head_sha": c.sha, "path": wf.path,
         "display_title": c.message.split("\n", 1)[0] if run.event == "push" else wf.name,
         "run_number": run.number, "event": run.event, "status": a.status,
-        "conclusion": a.conclusion, "workflow_id": wf.id, "check_suite_id": suite_id,
+        "conclusion": a.conclusion, "workflow_id": workflow_id, "check_suite_id": suite_id,
         "check_suite_node_id": _node("CS_kwDOKp", suite_id), "url": url,
         "html_url": f"{_WEB}/{repo}/actions/runs/{run_id}", "pull_requests": [],
         "created_at": _z(run.created_at), "updated_at": _z(a.updated_at),
@@ -916,7 +921,7 @@ def _run_object(a: _Attempt, repo: str, users: dict[str, Any], offset: int) -> d
         "artifacts_url": f"{url}/artifacts", "cancel_url": f"{url}/cancel",
         "rerun_url": f"{url}/rerun",
         "previous_attempt_url": f"{url}/attempts/{n - 1}" if n > 1 else None,
-        "workflow_url": f"{_API}/repos/{repo}/actions/workflows/{wf.id}",
+        "workflow_url": f"{_API}/repos/{repo}/actions/workflows/{workflow_id}",
         "head_commit": {"id": c.sha, "tree_id": c.tree, "message": c.message,
                         "timestamp": _z(c.at), "author": author, "committer": committer},
     }  # fmt: skip

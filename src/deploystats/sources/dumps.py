@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,9 @@ _PAGE_KEYS = {"workflow_runs": "runs", "jobs": "jobs"}
 _HEAD_LIMIT = 256 * 1024 * 1024
 
 
+CHUNK_BYTES = 64 * 1024 * 1024  # a JSON Lines file is saved in batches of about this size
+
+
 @dataclass(frozen=True)
 class Dump:
     """One file: what it holds and how DuckDB should read it."""
@@ -35,6 +38,17 @@ class Dump:
     path: Path
     kind: str  # runs | jobs | deployments | deployment_statuses
     source: Source
+    json_lines: bool = False
+
+    def batches(self) -> Iterator[Source]:
+        """The file as batches: JSON Lines in chunks of whole lines (bounded memory, each
+        chunk committed on its own), any other shape whole through DuckDB's reader."""
+        if not self.json_lines:
+            yield self.source
+            return
+        with _open(self.path) as handle:
+            while lines := handle.readlines(CHUNK_BYTES):
+                yield Source.from_lines([line for line in lines if line.strip()])
 
 
 def object_kind(obj: Mapping[str, Any]) -> str | None:
@@ -72,12 +86,12 @@ def _first_value(path: Path) -> tuple[Any, bytes, bool]:
             return value, stripped[end : end + 64].encode(), "\n" not in stripped[:end]
         except json.JSONDecodeError as exc:
             if len(head) < size or size >= _HEAD_LIMIT:
-                raise malformed(path) from exc
+                raise malformed(path) or DumpError(f"{path}: not valid JSON") from exc
             size *= 4
 
 
-def malformed(path: Path) -> DumpError:
-    """Locate the first syntax error of the file for a one-line message."""
+def malformed(path: Path) -> DumpError | None:
+    """The first syntax error of the file as a one-line error; None when the file parses."""
     with _open(path) as handle:
         text = handle.read().decode("utf-8", errors="replace")
     decoder = json.JSONDecoder()
@@ -94,7 +108,7 @@ def malformed(path: Path) -> DumpError:
                 f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})",
                 path=str(path),
             )
-    return DumpError(f"{path}: not valid JSON", path=str(path))
+    return None
 
 
 def _unrecognised(path: Path, what: str) -> DumpError:
@@ -130,7 +144,7 @@ def inspect_dump(path: Path) -> Dump:
         raise _unrecognised(path, f"an object with keys {_keys(first)}")
     json_lines = one_line and rest.lstrip(b" \t")[:1] in (b"\n", b"\r", b"")
     fmt = "newline_delimited" if json_lines else "unstructured"
-    return Dump(path, kind, Source.from_files(files, fmt=fmt))
+    return Dump(path, kind, Source.from_files(files, fmt=fmt), json_lines=json_lines)
 
 
 def _keys(obj: Mapping[str, Any]) -> str:

@@ -102,6 +102,7 @@ def connect(
             raise StoreError(f"cannot open database {path}: {exc}") from exc
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # library code never prints
         if read_only:
             version = current_version(con)
             if version != SCHEMA_VERSION:
