@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -143,7 +147,7 @@ def test_a_resync_with_nothing_new_sends_only_conditional_requests(
     assert snapshot(store) == before
 
 
-def test_a_rerun_costs_one_listing_its_attempts_and_its_jobs(
+def test_a_rerun_costs_one_listing_and_its_jobs(
     history: Simulation, github: FakeGitHub, store: Store
 ) -> None:
     sync(store, github)
@@ -165,9 +169,8 @@ def test_a_rerun_costs_one_listing_its_attempts_and_its_jobs(
     sync(store, github)
 
     changed = [r for r in github.requests if r.status == 200]
-    assert [r.path for r in changed] == [
+    assert [r.path for r in changed] == [  # attempt 1 is stored complete: not fetched again
         f"/repos/{REPO}/actions/workflows/deploy-production.yml/runs",
-        f"/repos/{REPO}/actions/runs/{run['id']}/attempts/1",
         f"/repos/{REPO}/actions/runs/{run['id']}/jobs",
     ]
     with store.open(read_only=True) as con:
@@ -310,3 +313,122 @@ def test_a_502_on_a_listing_is_retried_and_the_sync_completes(
     sync(store, github)
     assert github.count(".*", status=502) == 1
     assert len(snapshot(store)["workflow_runs"]) == len(history.runs)
+
+
+def write_config(folder: Path, base_url: str, **extra: Any) -> None:
+    config = {
+        "github": {"repos": [REPO], "base_url": base_url, **extra},
+        "targets": [
+            {
+                "name": "production",
+                "repos": [REPO],
+                "workflows": ["deploy-production.yml"],
+                "rollback_workflows": ["rollback-production.yml"],
+                "environment": "production",
+            }
+        ],
+    }
+    (folder / "deploystats.yml").write_text(json.dumps(config))  # JSON is YAML
+
+
+def cli(
+    folder: Path, *args: str, token: str | None = "test-token"
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "DEPLOYSTATS_"))}
+    if token:
+        env["GITHUB_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "deploystats", "--db", "db.duckdb", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_sync_command_prints_one_summary_line_and_fills_the_database(
+    history: Simulation, github: FakeGitHub, tmp_path: Path
+) -> None:
+    write_config(tmp_path, github.url, backfill_days=3650)
+    done = cli(tmp_path, "sync", "github")
+    assert done.returncode == 0, done.stderr
+    latest = latest_attempts(history)
+    assert re.fullmatch(
+        rf"synced 2 scopes: {len(latest):,} changed runs, {len(history.runs):,} attempts, "
+        rf"{len(history.jobs):,} jobs, \d+ deployments; {len(github.requests):,} requests "
+        r"\(0 not modified\), rate limit left [\d,]+\n",
+        done.stdout,
+    ), done.stdout
+    assert "test-token" not in done.stdout + done.stderr
+
+
+def test_max_requests_on_the_command_line_is_one_line_saying_how_far_it_got(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    write_config(tmp_path, github.url)
+    done = cli(tmp_path, "sync", "github", "--max-requests", "5")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("deploystats: error: --max-requests 5 reached")
+    assert lines[-1].endswith("run the same command again to continue")
+    assert len(github.requests) == 5
+
+
+def test_an_unreachable_server_names_the_url(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_config(tmp_path, f"http://127.0.0.1:{port}")
+    done = cli(tmp_path, "sync", "github", "--max-wait", "1s")
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"deploystats: error: cannot reach GitHub at http://127.0.0.1:{port}")
+    )
+
+
+def test_org_scope_syncs_included_repos_and_skips_excluded_ones(
+    history: Simulation, store: Store
+) -> None:
+    with serve(history) as fake:
+        fake.add_repo("acme/platform-archive", org="acme")
+        config = Settings(
+            github=GitHubSettings(org={"name": "acme", "exclude": ["*-archive"]}),
+            targets=[Target(name="p", repos=["acme/*"], workflows=["deploy-production.yml"])],
+        )
+        result = sync(store, fake, config=config)
+        assert fake.count("/repos/acme/platform-archive/") == 0
+        assert fake.unexpected == []
+    assert result.scopes == [f"{REPO}:deploy-production.yml"]
+
+
+def test_a_primary_rate_limit_is_waited_out_on_the_injected_clock(
+    history: Simulation, store: Store
+) -> None:
+    now = [1_800_000_000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    with FakeGitHub(clock=lambda: now[0]) as fake:
+        fake.load(runs=history.runs, jobs=history.jobs)
+        fake.exhaust_rate_limit(reset_in=120)
+        config = Settings(
+            github=GitHubSettings(repos=[REPO]),
+            targets=[Target(name="p", repos=[REPO], workflows=["deploy-production.yml"])],
+        )
+        with GitHubClient(
+            base_url=fake.url, token="test-token", clock=lambda: now[0], sleep=sleep
+        ) as gh:
+            sync_github(store, config, gh, clock=lambda: NOW)
+        assert fake.count(".*", status=403) == 1
+    assert waits == [121.0]
+    deploys = {r["id"] for r in history.runs if r["path"].endswith("deploy-production.yml")}
+    with store.open(read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT run_id) FROM workflow_runs").fetchall() == [
+            (len(deploys),)
+        ]

@@ -20,8 +20,8 @@ from deploystats import __version__
 from deploystats.config import Settings, config_path, db_path, load_settings, parse_duration
 from deploystats.errors import ConfigError, DeploystatsError
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 class Context:
@@ -165,7 +165,11 @@ def sync_github_cmd(
     with (
         client,
         Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,  # a log file gets the summary line only
         ) as progress,
     ):
         task = progress.add_task("sync github", total=None)

@@ -9,7 +9,7 @@ ETags and the scope's cursor commit together, oldest window first (DESIGN §2).
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,8 +31,8 @@ from deploystats.sources.github import (
 )
 from deploystats.store import (
     Store,
+    load_attempts,
     load_etags,
-    load_run_versions,
     log_ingest,
     read_cursor,
     save_deployment_statuses,
@@ -222,8 +222,9 @@ class _GitHubSync:
             self.sync_window(scope, (window[0], middle), now, etags)
             self.sync_window(scope, (middle, window[1]), now, etags)
             return
-        changed = self.changed_runs(scope.repo, batch.runs)
-        self.fetch_details(scope.repo, changed, batch)
+        stored = load_attempts(self.con, scope.repo, [int(run["id"]) for run in batch.runs])
+        changed = _changed_runs(batch.runs, stored)
+        self.fetch_details(scope.repo, changed, stored, batch)
         with self.store.batch(self.con):
             if batch.runs:
                 self.result.attempts += save_runs(self.con, Source.from_objects(batch.runs))
@@ -262,29 +263,21 @@ class _GitHubSync:
                 batch.etags[page.url] = page.etag
         return batch
 
-    def changed_runs(self, repo: str, listed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Runs whose (run_attempt, status, updated_at) differ from the stored latest attempt."""
-        stored = load_run_versions(self.con, repo, [int(run["id"]) for run in listed])
-        changed = []
-        for run in listed:
-            version = stored.get(int(run["id"]))
-            current = (
-                int(run.get("run_attempt") or 1),
-                str(run.get("status") or "").strip().lower(),
-                _parse_time(run.get("updated_at")),
-            )
-            if version is None or version != current:
-                changed.append(run)
-        return changed
-
-    def fetch_details(self, repo: str, runs: Sequence[dict[str, Any]], batch: _Batch) -> None:
-        """Earlier attempts of changed runs, and the jobs of all their attempts."""
+    def fetch_details(
+        self,
+        repo: str,
+        runs: Sequence[dict[str, Any]],
+        stored: Mapping[tuple[int, int], tuple[str, datetime | None]],
+        batch: _Batch,
+    ) -> None:
+        """Earlier attempts of changed runs not stored complete, and the jobs of all attempts."""
         batch.runs = list(runs)
         base = f"/repos/{repo}/actions/runs"
-        attempt_requests = [
+        attempt_requests: list[tuple[str, Params | None, str | None]] = [
             (f"{base}/{run['id']}/attempts/{n}", None, None)
             for run in runs
             for n in range(1, int(run.get("run_attempt") or 1))
+            if stored.get((int(run["id"]), n), ("",))[0] != "completed"
         ]
         for page in self.client.get_many(attempt_requests):
             batch.runs.append(page.data)
@@ -337,6 +330,20 @@ class _GitHubSync:
             save_etags(self.con, new_etags)
             write_cursor(self.con, "github", key, now)
         self.progress(f"{repo}: deployments")
+
+
+def _changed_runs(
+    listed: Sequence[dict[str, Any]],
+    stored: Mapping[tuple[int, int], tuple[str, datetime | None]],
+) -> list[dict[str, Any]]:
+    """Listed runs whose latest attempt is not stored with the same status and updated_at."""
+    changed = []
+    for run in listed:
+        key = (int(run["id"]), int(run.get("run_attempt") or 1))
+        version = (str(run.get("status") or "").strip().lower(), _parse_time(run.get("updated_at")))
+        if stored.get(key) != version:
+            changed.append(run)
+    return changed
 
 
 def _parse_time(value: object) -> datetime | None:

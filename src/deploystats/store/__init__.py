@@ -12,8 +12,8 @@ import duckdb
 
 from deploystats.errors import LockedError, StoreError
 from deploystats.store.save import (
+    load_attempts,
     load_etags,
-    load_run_versions,
     log_ingest,
     read_cursor,
     save_deployment_statuses,
@@ -30,8 +30,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Store",
     "connect",
+    "load_attempts",
     "load_etags",
-    "load_run_versions",
     "log_ingest",
     "read_cursor",
     "save_deployment_statuses",

@@ -416,22 +416,20 @@ def save_objects(
     return SAVERS[kind](con, source, repo=repo)
 
 
-def load_run_versions(
+def load_attempts(
     con: duckdb.DuckDBPyConnection, repo: str, run_ids: Sequence[int]
-) -> dict[int, tuple[int, str, datetime | None]]:
-    """(run_attempt, status, updated_at) of the latest stored attempt of each run."""
+) -> dict[tuple[int, int], tuple[str, datetime | None]]:
+    """(run_id, run_attempt) -> (status, updated_at) of every stored attempt of these runs."""
     if not run_ids:
         return {}
     rows = con.execute(
         """
-        SELECT run_id, max_by(run_attempt, run_attempt), max_by(status, run_attempt),
-               max_by(updated_at, run_attempt)
-        FROM workflow_runs WHERE repo = $repo AND run_id IN (SELECT unnest($ids))
-        GROUP BY run_id
+        SELECT run_id, run_attempt, status, updated_at FROM workflow_runs
+        WHERE repo = $repo AND run_id IN (SELECT unnest($ids))
         """,
         {"repo": repo, "ids": list(run_ids)},
     ).fetchall()
-    return {int(r[0]): (int(r[1]), str(r[2]), r[3]) for r in rows}
+    return {(int(r[0]), int(r[1])): (str(r[2]), r[3]) for r in rows}
 
 
 def read_cursor(con: duckdb.DuckDBPyConnection, source: str, scope: str) -> datetime | None:
