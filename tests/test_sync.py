@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from deploystats.config import GitHubSettings, Settings, Target
-from deploystats.errors import BudgetExhausted, GitHubError
+from deploystats.errors import BudgetExhausted, GitHubError, RateLimitError
 from deploystats.simulate import Simulation, simulate
 from deploystats.sources.github import GitHubClient
 from deploystats.store import Store
@@ -432,3 +432,45 @@ def test_a_primary_rate_limit_is_waited_out_on_the_injected_clock(
         assert con.execute("SELECT count(DISTINCT run_id) FROM workflow_runs").fetchall() == [
             (len(deploys),)
         ]
+
+
+def test_a_rate_limit_beyond_max_wait_stops_cleanly_and_says_how_far_it_got(
+    history: Simulation, store: Store
+) -> None:
+    with serve(history) as fake:
+        with GitHubClient(base_url=fake.url, token="test-token", max_wait_s=60) as gh:
+            fake.exhaust_rate_limit(reset_in=3600)
+            with pytest.raises(RateLimitError) as caught:
+                sync_github(store, settings(), gh, clock=lambda: NOW)
+        assert fake.count(".*", status=403) == 1
+    message = str(caught.value)
+    assert "beyond --max-wait 60 s" in message
+    assert message.endswith("run the same command again to continue")
+    with store.open(read_only=True) as con:
+        assert con.execute("SELECT outcome FROM ingest_log").fetchall() == [("stopped",)]
+
+
+def test_full_ignores_cursors_and_etags_and_changes_no_row(
+    github: FakeGitHub, store: Store
+) -> None:
+    sync(store, github)
+    before = snapshot(store)
+    github.reset_log()
+    sync(store, github, full=True)
+    assert not any(r.conditional for r in github.requests)
+    assert github.count(r"/actions/workflows/[^/]+/runs$") == 2 * grid_windows_between(
+        NOW - timedelta(days=90), NOW
+    )
+    after = snapshot(store)
+    assert {t: v for t, v in after.items() if t != "sync_state"} == {
+        t: v for t, v in before.items() if t != "sync_state"
+    }
+
+
+def test_all_workflows_lists_every_run_of_the_repo(
+    history: Simulation, github: FakeGitHub, store: Store
+) -> None:
+    result = sync(store, github, all_workflows=True)
+    assert result.scopes == [f"{REPO}:*"]
+    assert github.count(r"/actions/workflows/") == 0
+    assert len(snapshot(store)["workflow_runs"]) == len(history.runs)

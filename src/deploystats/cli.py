@@ -206,6 +206,11 @@ def _or_unknown(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
+def _show_wait(event: Any) -> None:
+    if event.kind == "wait":
+        err.print(f"waiting {event.seconds:.0f}s: {event.reason}", markup=False)
+
+
 def make_github_client(settings: Settings, *, max_requests: int | None, max_wait: timedelta) -> Any:
     """A GitHubClient from the config: token from the environment, or a GitHub App."""
     from deploystats.sources.github import AppAuth, GitHubClient
@@ -235,6 +240,7 @@ def make_github_client(settings: Settings, *, max_requests: int | None, max_wait
         app=app,
         max_requests=max_requests,
         max_wait_s=max_wait.total_seconds(),
+        on_event=_show_wait,
     )
 
 

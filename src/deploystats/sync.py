@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from deploystats.config import Settings
-from deploystats.errors import BudgetExhausted, ConfigError, DeploystatsError
+from deploystats.errors import BudgetExhausted, ConfigError, DeploystatsError, RateLimitError
 from deploystats.sources.github import (
     PER_PAGE,
     GitHubClient,
@@ -387,13 +387,18 @@ def sync_github(
                     current = f"deployments:{repo_name}:{environment}"
                     start = sync.start(current, settings, since, now)
                     sync.sync_deployments(repo_name, environment, start, now)
-        except BudgetExhausted as exc:
+        except (BudgetExhausted, RateLimitError) as exc:
             sync.progress("stopped")
             _log(con, sync, started, "stopped", str(exc))
-            raise BudgetExhausted(
-                f"{exc}: saved {sync.result.windows} windows ({sync.result.runs} changed runs); "
+            so_far = (
+                f"saved {sync.result.windows} windows ({sync.result.runs} changed runs); "
                 f"stopped in {current}; run the same command again to continue"
-            ) from exc
+            )
+            if isinstance(exc, RateLimitError):
+                raise RateLimitError(
+                    f"{exc}; {so_far}", reset_at=exc.reset_at, url=exc.url
+                ) from exc
+            raise BudgetExhausted(f"{exc}: {so_far}") from exc
         except DeploystatsError as exc:
             _log(con, sync, started, "failed", str(exc))
             raise
