@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import yaml
 
 from deploystats.config import Settings
@@ -136,3 +137,21 @@ def test_a_locked_database_is_one_line(tmp_path: Path) -> None:
         r"waited 1s: let it finish, or raise store\.lock_timeout\n",
         done.stderr,
     ), done.stderr
+
+
+def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
+    from deploystats.simulate import simulate
+
+    done = run("demo", "--seed", "5", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    sim = simulate(seed=5)
+    total = len(sim.runs) + len(sim.jobs) + len(sim.deployments) + len(sim.deployment_statuses)
+    assert done.stdout.strip() == (
+        f"demo: simulated {len(sim.ledger):,} attempts (seed 5) into data/sample; "
+        f"loaded {total:,} objects into data/deploystats.duckdb"
+    )
+    con = duckdb.connect(str(tmp_path / "data/deploystats.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(len(sim.runs),)]
+    finally:
+        con.close()

@@ -314,3 +314,28 @@ def test_identical_copies_in_one_file_are_one_row_each(
     assert rows(store, "SELECT count(*) FROM workflow_runs") == [(len(runs),)]
     assert rows(store, "SELECT count(*) FROM jobs") == [(len(jobs),)]
     assert rows(store, "SELECT count(*) FROM job_steps") == [(sum(len(j["steps"]) for j in jobs),)]
+
+
+def test_simulated_dumps_import_every_kind_once(store: Store, tmp_path: Path) -> None:
+    from deploystats.simulate import simulate, write_dumps
+
+    sim = simulate(seed=3)
+    paths = write_dumps(sim, tmp_path / "dumps", gzip=True)
+    files = [paths[k] for k in ("runs", "jobs", "deployments", "deployment_statuses")]
+    first = import_dumps(store, files)
+    second = import_dumps(store, files)
+
+    assert first.objects == {
+        "runs": len(sim.runs),
+        "jobs": len(sim.jobs),
+        "deployments": len(sim.deployments),
+        "deployment_statuses": len(sim.deployment_statuses),
+    }
+    assert second.objects == first.objects
+    assert rows(store, "SELECT count(*) FROM deployment_statuses") == [
+        (len(sim.deployment_statuses),)
+    ]
+    linked = {s["log_url"] for s in sim.deployment_statuses if s.get("log_url")}
+    assert rows(store, "SELECT count(DISTINCT log_url) FROM deployment_statuses") == [
+        (len(linked),)
+    ]

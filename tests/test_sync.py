@@ -474,3 +474,14 @@ def test_all_workflows_lists_every_run_of_the_repo(
     assert result.scopes == [f"{REPO}:*"]
     assert github.count(r"/actions/workflows/") == 0
     assert len(snapshot(store)["workflow_runs"]) == len(history.runs)
+
+
+def test_an_unknown_workflow_is_one_clear_line(github: FakeGitHub, store: Store) -> None:
+    config = Settings(
+        github=GitHubSettings(repos=[REPO]),
+        targets=[Target(name="p", repos=[REPO], workflows=["deploy-nope.yml"])],
+    )
+    with pytest.raises(GitHubError) as caught:
+        sync(store, github, config=config)
+    assert "deploy-nope.yml" in str(caught.value)
+    assert "404" in str(caught.value)

@@ -64,17 +64,16 @@ class Source:
             sql=f"SELECT unnest(json_extract(json, $path)) AS j FROM {reader}", params=params
         )
 
-    def run(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
-        """Execute `sql`, in which `__SRC__` stands for this source's rows."""
+    def run(self, con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+        """Execute `sql`, in which `__SRC__` stands for this source's rows; its result rows."""
         statement = sql.replace("__SRC__", f"({self.sql}) AS src")
         # DuckDB rejects named parameters a statement does not use
         params = {k: v for k, v in self.params.items() if re.search(rf"\${k}\b", statement)}
         if self.arrow is None:
-            con.execute(statement, params)
-            return
+            return con.execute(statement, params).fetchall()
         con.register("_incoming", self.arrow)
         try:
-            con.execute(statement, params)
+            return con.execute(statement, params).fetchall()
         finally:
             # after a failed statement the transaction is aborted, and its rollback drops the
             # registration anyway: keep the original error
@@ -366,10 +365,10 @@ WHERE d.deployment_id IS NULL OR coalesce(i.updated_at >= d.updated_at, d.update
 def save_deployments(
     con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None
 ) -> int:
-    """Upsert deployment objects; returns the rows written."""
-    before = _count(con, "SELECT count(*) FROM deployments")
-    Source(source.sql, {**source.params, "repo": repo}, source.arrow).run(con, _DEPLOYMENTS_UPSERT)
-    return _count(con, "SELECT count(*) FROM deployments") - before
+    """Upsert deployment objects; returns the distinct deployments in the batch."""
+    staged = Source(source.sql, {**source.params, "repo": repo}, source.arrow)
+    staged.run(con, _DEPLOYMENTS_UPSERT)
+    return _distinct_ids(con, staged)
 
 
 # Statuses are append-only: a status id never changes.
@@ -395,10 +394,15 @@ SELECT DISTINCT ON (repo, status_id) * FROM (
 def save_deployment_statuses(
     con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None
 ) -> int:
-    """Insert deployment status objects not seen before; returns the rows written."""
-    before = _count(con, "SELECT count(*) FROM deployment_statuses")
-    Source(source.sql, {**source.params, "repo": repo}, source.arrow).run(con, _STATUSES_INSERT)
-    return _count(con, "SELECT count(*) FROM deployment_statuses") - before
+    """Insert deployment status objects not seen before; returns the distinct statuses."""
+    staged = Source(source.sql, {**source.params, "repo": repo}, source.arrow)
+    staged.run(con, _STATUSES_INSERT)
+    return _distinct_ids(con, staged)
+
+
+def _distinct_ids(con: duckdb.DuckDBPyConnection, source: Source) -> int:
+    rows = source.run(con, "SELECT count(DISTINCT j ->> '$.id') FROM __SRC__")
+    return int(rows[0][0])
 
 
 SAVERS = {
