@@ -9,9 +9,9 @@ from pathlib import Path
 
 import duckdb
 
-from deploystats.errors import DumpError
+from deploystats.errors import DumpError, StoreError
 from deploystats.sources.dumps import inspect_dump, malformed
-from deploystats.store import Store, log_ingest, save_objects
+from deploystats.store import WRITER_MEMORY_LIMIT, Store, log_ingest, save_objects
 
 ProgressFn = Callable[[str], None]
 
@@ -60,6 +60,13 @@ def import_dumps(
                 raise error from exc
             except DumpError as exc:
                 raise DumpError(f"{dump.path}: {exc}", path=str(dump.path)) from exc
+            except duckdb.OutOfMemoryException as exc:
+                raise StoreError(
+                    f"{dump.path}: too large to import as one batch within "
+                    f"{WRITER_MEMORY_LIMIT}: write it as JSON Lines (one object per line, "
+                    "e.g. jq -c '.workflow_runs[]'), which is imported in chunks; "
+                    "batches committed so far are kept"
+                ) from exc
             log_ingest(
                 con,
                 started_at=started,

@@ -28,6 +28,7 @@ from deploystats.store.schema import SCHEMA_VERSION, current_version, ensure_sch
 
 __all__ = [
     "SCHEMA_VERSION",
+    "WRITER_MEMORY_LIMIT",
     "Store",
     "connect",
     "load_attempts",
@@ -45,6 +46,7 @@ __all__ = [
     "write_cursor",
 ]
 
+WRITER_MEMORY_LIMIT = "800MB"
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>\S+) \(PID (?P<pid>\d+)\)")
 
 
@@ -112,6 +114,9 @@ def connect(
                     "(any sync or import) to migrate"
                 )
         else:
+            # Writes come in bounded batches; without a cap DuckDB's buffer pool grows to 80 %
+            # of RAM during a bulk import (measured: 3.7 GB RSS for 100,000 runs, 1 GB capped).
+            con.execute("SET memory_limit = $limit", {"limit": WRITER_MEMORY_LIMIT})
             ensure_schema(con)
     except BaseException:
         con.close()

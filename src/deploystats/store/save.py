@@ -160,19 +160,26 @@ SEMI JOIN _winners w ON s.repo = w.repo AND s.run_id = w.run_id
     AND s.run_attempt = w.run_attempt AND s.updated_at IS NOT DISTINCT FROM w.updated_at
 """
 
-# The repository object of the newest run of each repo, once per repo.
+# The repository object (metadata: default branch, visibility, URLs) of the newest run of each
+# repo, refreshed when the stored copy is a day older than the batch: reading it costs a pass
+# over the whole batch, which a bulk import of many chunks should not pay for every chunk.
+_REPOSITORY_PICKS = """
+CREATE OR REPLACE TEMP TABLE _picks AS
+SELECT p.* FROM (
+    SELECT repo, arg_max(run_id, updated_at) AS run_id, max(updated_at) AS updated_at
+    FROM _keys WHERE repo IS NOT NULL GROUP BY repo
+) p
+LEFT JOIN repositories r USING (repo)
+WHERE r.repo IS NULL OR p.updated_at >= r.updated_at + INTERVAL 1 DAY
+"""
+
 _REPOSITORIES_UPSERT = """
 INSERT OR REPLACE INTO repositories
 SELECT DISTINCT ON (p.repo) p.repo, (s.j -> '$.repository' ->> '$.id')::BIGINT,
        s.j -> '$.repository', p.updated_at
 FROM (SELECT j, json_extract_string(j, ['$.id', '$.repository.full_name']) AS k FROM __SRC__) s
-JOIN (
-    SELECT repo, arg_max(run_id, updated_at) AS run_id, max(updated_at) AS updated_at
-    FROM _keys WHERE repo IS NOT NULL GROUP BY repo
-) p ON s.k[1]::BIGINT = p.run_id AND coalesce($repo, s.k[2]) = p.repo
-LEFT JOIN repositories r ON r.repo = p.repo
+JOIN _picks p ON s.k[1]::BIGINT = p.run_id AND coalesce($repo, s.k[2]) = p.repo
 WHERE (s.j -> '$.repository') IS NOT NULL
-  AND (r.repo IS NULL OR p.updated_at >= r.updated_at)
 """
 
 
@@ -224,9 +231,14 @@ def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
         kind="workflow runs",
         winners_sql=_RUN_WINNERS,
         unique="s.repo, s.run_id, s.run_attempt",
-        steps=[_RUNS_INSERT, _REPOSITORIES_UPSERT],
+        steps=[_RUNS_INSERT],
     )
-    con.execute("DROP TABLE _keys; DROP TABLE _winners")
+    con.execute(_REPOSITORY_PICKS)
+    if _count(con, "SELECT count(*) FROM _picks"):
+        Source(source.sql, {**source.params, "repo": repo}, source.arrow).run(
+            con, _REPOSITORIES_UPSERT
+        )
+    con.execute("DROP TABLE _keys; DROP TABLE _winners; DROP TABLE _picks")
     return count
 
 
