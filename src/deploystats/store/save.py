@@ -193,16 +193,15 @@ def _upsert(
     params: Mapping[str, Any],
     *,
     keys_sql: str,
-    key: str,
+    key: Sequence[str],
     kind: str,
     winners_sql: str,
-    unique: str,
     steps: Sequence[str],
 ) -> int:
     """Passes 1 and 2 of the batch write (see above); returns the distinct keys in the batch."""
     staged = Source(source.sql, {**source.params, **params}, source.arrow)
     staged.run(con, keys_sql)
-    bad = _count(con, f"SELECT count(*) FROM _keys WHERE {key} IS NULL")
+    bad = _count(con, f"SELECT count(*) FROM _keys WHERE {' IS NULL OR '.join(key)} IS NULL")
     if bad:
         from deploystats.errors import DumpError
 
@@ -211,10 +210,10 @@ def _upsert(
     duplicated = _count(con, "SELECT count(*) FROM _winners WHERE copies > 1") > 0
     for sql in steps:
         if duplicated:
-            sql = sql.replace("__DISTINCT__", f"DISTINCT ON ({unique})")
+            sql = sql.replace("__DISTINCT__", f"DISTINCT ON ({', '.join('s.' + k for k in key)})")
             sql = sql.replace("__DISTINCT_ROWS__", "DISTINCT")
         staged.run(con, sql.replace("__DISTINCT__", "").replace("__DISTINCT_ROWS__", ""))
-    return _count(con, f"SELECT count(DISTINCT ({key.replace(' IS NULL OR ', ', ')})) FROM _keys")
+    return _count(con, f"SELECT count(DISTINCT ({', '.join(key)})) FROM _keys")
 
 
 def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | None = None) -> int:
@@ -227,10 +226,9 @@ def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
         source,
         {"repo": repo, "paths": _RUN_PATHS},
         keys_sql=_RUN_KEYS,
-        key="repo IS NULL OR run_id IS NULL OR run_attempt",
+        key=("repo", "run_id", "run_attempt"),
         kind="workflow runs",
         winners_sql=_RUN_WINNERS,
-        unique="s.repo, s.run_id, s.run_attempt",
         steps=[_RUNS_INSERT],
     )
     con.execute(_REPOSITORY_PICKS)
@@ -341,10 +339,9 @@ def save_jobs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
         source,
         {"repo": repo, "paths": _JOB_PATHS},
         keys_sql=_JOB_KEYS,
-        key="repo IS NULL OR job_id",
+        key=("repo", "job_id"),
         kind="jobs",
         winners_sql=_JOB_WINNERS,
-        unique="s.repo, s.job_id",
         steps=[_JOBS_INSERT, _STEPS_REPLACE],
     )
     con.execute("DROP TABLE _keys; DROP TABLE _winners")
