@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deploystats.store import Store
 
@@ -49,3 +51,18 @@ def lock_held(path: Path) -> Iterator[int]:
         holder.wait()
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def app_key() -> tuple[str, bytes]:
+    """A GitHub App key pair made for the test run: (private PEM text, public PEM bytes)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public

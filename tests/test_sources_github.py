@@ -11,8 +11,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deploystats.errors import BudgetExhausted, ConfigError, GitHubError, RateLimitError
 from deploystats.sources.github import (
@@ -667,20 +665,6 @@ def test_get_many_propagates_the_first_error(
 
 
 # -- authentication and GitHub Enterprise Server ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
 
 
 def test_app_auth_exchanges_an_installation_token_once(app_key: tuple[str, bytes]) -> None:

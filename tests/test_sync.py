@@ -485,3 +485,19 @@ def test_an_unknown_workflow_is_one_clear_line(github: FakeGitHub, store: Store)
         sync(store, github, config=config)
     assert "deploy-nope.yml" in str(caught.value)
     assert "404" in str(caught.value)
+
+
+def test_the_sync_command_authenticates_as_a_github_app(
+    history: Simulation, app_key: tuple[str, bytes], tmp_path: Path
+) -> None:
+    private, public = app_key
+    (tmp_path / "app.pem").write_text(private)
+    with FakeGitHub(app_id=4242, app_public_key_pem=public) as fake:
+        fake.load(runs=history.runs, jobs=history.jobs)
+        app = {"app_id": 4242, "private_key_file": "app.pem", "installation_id": 99}
+        write_config(tmp_path, fake.url, app=app)
+        done = cli(tmp_path, "sync", "github", "--since", "2026-11-16", token=None)
+        assert done.returncode == 0, done.stderr
+        assert fake.count(r"^/app/installations/99/access_tokens$", status=201) == 1
+        assert fake.unexpected == []
+    assert "BEGIN" not in done.stdout + done.stderr
