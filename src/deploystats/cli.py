@@ -5,6 +5,8 @@ The one place where a DeploystatsError becomes a one-line message and exit code 
 
 from __future__ import annotations
 
+import csv
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -242,6 +244,104 @@ def make_github_client(settings: Settings, *, max_requests: int | None, max_wait
         max_wait_s=max_wait.total_seconds(),
         on_event=_show_wait,
     )
+
+
+def window_options(command: Any) -> Any:
+    """--week / --month / --since --until (default: the last complete ISO week)."""
+    for option in reversed(
+        [
+            click.option("--week", help="ISO week, e.g. 2026-W47"),
+            click.option("--month", help="calendar month, e.g. 2026-11"),
+            click.option("--since", help="start (ISO date or datetime, inclusive)"),
+            click.option("--until", help="end (ISO date or datetime, exclusive)"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@cli.command(epilog="Example: deploystats metrics --week 2026-W47 --format json")
+@click.option("--target", help="one configured target (default: all)")
+@window_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_obj
+def metrics(
+    obj: Context,
+    target: str | None,
+    week: str | None,
+    month: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
+    """Deployment metrics of a window (DESIGN §5 definitions; see docs/metrics.md)."""
+    from deploystats.api import Deploystats
+
+    ds = Deploystats(obj.db, config=obj.settings(required=True))
+    result = ds.metrics(target=target, week=week, month=month, since=since, until=until)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    elif fmt == "csv":
+        _print_csv(result)
+    else:
+        _print_table(result)
+
+
+def _print_csv(result: dict[str, Any]) -> None:
+    rows = []
+    for name, values in result["targets"].items():
+        flat = {"target": name, **result["window"]}
+        for key, value in values.items():
+            if isinstance(value, list):
+                flat[f"{key}_low"], flat[f"{key}_high"] = value
+            else:
+                flat[key] = value
+        rows.append(flat)
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["target"])
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "[" + ", ".join(_cell(key, v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if key.endswith(("_rate", "_share", "_ci")):
+            return f"{value:.1%}"
+        return f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    window = result["window"]
+    flags = [flag for flag in ("provisional", "stale") if window[flag]]
+    title = (
+        f"{window['label']}: {window['start']} .. {window['end']} ({window['timezone']}); "
+        f"data as of {window['data_as_of'] or 'never'}"
+        + (f"  [{', '.join(flags).upper()}]" if flags else "")
+    )
+    table = Table(title=title, box=box.ROUNDED)
+    table.add_column("metric")
+    names = list(result["targets"])
+    for name in names:
+        table.add_column(name, justify="right")
+    keys = list(next(iter(result["targets"].values()), {}))
+    for key in keys:
+        table.add_row(key, *(_cell(key, result["targets"][n][key]) for n in names))
+    out.print(table)
 
 
 @cli.command(epilog="Example: deploystats --db /tmp/demo.duckdb demo --seed 3")

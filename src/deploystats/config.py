@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from deploystats.errors import ConfigError
 
@@ -29,6 +37,8 @@ def parse_duration(value: object) -> timedelta:
         return timedelta(seconds=float(value))
     match = _DURATION.match(str(value))
     if not match:
+        if str(value).startswith("P"):  # ISO 8601, as a dumped config writes durations
+            return TypeAdapter(timedelta).validate_python(value)
         raise ValueError(f"{value!r} is not a duration: use e.g. 90s, 15m, 24h, 7d")
     return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
 

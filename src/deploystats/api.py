@@ -1,0 +1,100 @@
+"""The Python API for notebooks and scripts: `ds = deploystats.open(db, config=...)`.
+
+A Deploystats object holds paths, never a connection: every call opens the DuckDB file
+read-only and closes it, so a notebook kernel never blocks a sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from deploystats.config import Settings, db_path, load_settings
+from deploystats.metrics import compute_metrics, prepare, resolve_window, select_targets
+from deploystats.metrics.windows import Window
+from deploystats.store import connect
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Deploystats:
+    """Metrics of one database under one configuration."""
+
+    def __init__(
+        self, db: Path | str | None = None, *, config: Path | str | Settings | None = None
+    ):
+        self.db = db_path(Path(db) if db is not None else None)
+        if isinstance(config, Settings):
+            self.settings = config
+        else:
+            self.settings = load_settings(Path(config) if config is not None else None)
+
+    def window(
+        self,
+        *,
+        week: str | None = None,
+        month: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        now: datetime | None = None,
+    ) -> Window:
+        """A window in the configured timezone; default the last complete ISO week."""
+        return resolve_window(
+            week=week,
+            month_text=month,
+            since=since,
+            until=until,
+            tz_name=self.settings.timezone,
+            now=now or datetime.now(UTC),
+        )
+
+    @contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        lock = self.settings.store.lock_timeout.total_seconds()
+        con = connect(self.db, read_only=True, lock_timeout_s=lock)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def metrics(
+        self, *, target: str | None = None, window: Window | None = None, **when: Any
+    ) -> dict[str, Any]:
+        """The JSON contract of `deploystats metrics` as a dict."""
+        chosen = select_targets(self.settings, target)
+        with self._read() as con:
+            return compute_metrics(con, chosen, window or self.window(**when))
+
+    def attempts(
+        self, *, target: str | None = None, window: Window | None = None, **when: Any
+    ) -> pd.DataFrame:
+        """Deployment attempts of the window with their outcome class, timing and runner role."""
+        chosen = select_targets(self.settings, target)
+        span = window or self.window(**when)
+        with self._read() as con:
+            prepare(con, chosen)
+            return con.execute(
+                """
+                SELECT target, repo, run_id, run_attempt, outcome, counted, started_at,
+                       completed_at, duration_s, timing_source, queue_s, pending_s,
+                       on_secondary, deployed_sha, conclusion, event, head_branch,
+                       excluded_reason, html_url
+                FROM deployment_attempts
+                WHERE started_at >= $start AND started_at < $end
+                ORDER BY started_at, repo, run_id, run_attempt
+                """,
+                {"start": span.start, "end": span.end},
+            ).df()
+
+
+def open(
+    db: Path | str | None = None, *, config: Path | str | Settings | None = None
+) -> Deploystats:
+    """Deploystats over a DuckDB file (default data/deploystats.duckdb) and a config file."""
+    return Deploystats(db, config=config)

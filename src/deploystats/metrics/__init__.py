@@ -1,0 +1,82 @@
+"""Metrics: classification of deployment attempts and one SQL definition per metric."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from deploystats.config import Settings, Target
+from deploystats.errors import ConfigError
+from deploystats.metrics.attempts import prepare
+from deploystats.metrics.core import target_metrics, wilson
+from deploystats.metrics.windows import Window, WindowError, resolve_window
+
+__all__ = [
+    "Window",
+    "WindowError",
+    "compute_metrics",
+    "data_as_of",
+    "prepare",
+    "resolve_window",
+    "select_targets",
+    "wilson",
+]
+
+# The end of the last successful sync of the scopes a target reads; for imported data, the
+# newest updated_at among its runs.
+_DATA_AS_OF = """
+WITH repos AS (SELECT DISTINCT repo FROM _runs),
+synced AS (
+    SELECT min(s.cursor) AS as_of FROM sync_state s
+    WHERE s.source = 'github' AND split_part(s.scope, ':', 1) IN (SELECT repo FROM repos)
+)
+SELECT coalesce((SELECT as_of FROM synced), (SELECT max(updated_at) FROM _runs))
+"""
+
+
+def select_targets(settings: Settings, name: str | None) -> list[Target]:
+    """The configured targets, or the one named; unknown names list the configured ones."""
+    if not settings.targets:
+        raise ConfigError(
+            "no deployment targets configured: add targets to deploystats.yml "
+            "(deploystats init writes an example)"
+        )
+    if name is None:
+        return list(settings.targets)
+    chosen = [t for t in settings.targets if t.name == name]
+    if not chosen:
+        names = ", ".join(t.name for t in settings.targets)
+        raise ConfigError(f"unknown target {name!r}: configured targets are {names}")
+    return chosen
+
+
+def data_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the data of the prepared targets was last known complete (DESIGN §5)."""
+    rows = con.execute(_DATA_AS_OF).fetchall()
+    value = rows[0][0] if rows else None
+    return value if isinstance(value, datetime) else None
+
+
+def compute_metrics(
+    con: duckdb.DuckDBPyConnection,
+    targets: Sequence[Target],
+    window: Window,
+) -> dict[str, Any]:
+    """The JSON contract of `deploystats metrics` (DESIGN §9) for prepared targets."""
+    prepare(con, targets)
+    as_of = data_as_of(con)
+    cfr = max((t.cfr_window for t in targets), default=timedelta(0))
+    header = {
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "timezone": window.timezone,
+        "label": window.label,
+        "data_as_of": as_of.isoformat() if as_of else None,
+        "provisional": as_of is None or window.end > as_of - cfr,
+        "stale": as_of is None or window.end > as_of,
+    }
+    names = [t.name for t in targets]
+    return {"window": header, "targets": target_metrics(con, names, window, as_of)}

@@ -1,0 +1,395 @@
+"""Classification: which runs are deployment attempts of which target, and their outcome.
+
+`prepare(con, targets)` loads the target definitions into temporary tables of a (read-only)
+connection and builds `deployment_attempts`: one row per (target, repo, run_id, run_attempt)
+with its deploy-job timing, runner roles and outcome class (DESIGN §5). Globs are matched
+once against the distinct names (repos, workflows, branches, job names, runners, steps), and
+the large tables are joined on equality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+from deploystats.config import Target
+from deploystats.errors import ConfigError
+
+# (target, kind, pattern) rows; kinds name what a pattern is matched against.
+_PATTERN_KINDS = (
+    "repo", "workflow", "branch", "event", "deploy_job", "rollback_workflow", "rollback_step",
+    "primary_name", "primary_label", "primary_group", "secondary_name", "secondary_label",
+    "secondary_group", "lead_event",
+)  # fmt: skip
+
+
+def _pattern_rows(target: Target) -> list[tuple[str, str, str]]:
+    rows = []
+    lists = {
+        "repo": target.repos,
+        "workflow": target.workflows,
+        "branch": target.branches,
+        "event": target.events,
+        "deploy_job": target.deploy_jobs,
+        "rollback_workflow": target.rollback_workflows,
+        "rollback_step": [p.lower() for p in target.rollback_steps],
+        "lead_event": target.lead_time_events,
+    }
+    for role, runners in target.runners.items():
+        lists[f"{role}_name"] = runners.names
+        lists[f"{role}_label"] = runners.labels
+        lists[f"{role}_group"] = runners.groups
+    for kind, patterns in lists.items():
+        rows += [(target.name, kind, pattern) for pattern in patterns]
+    return rows
+
+
+def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) -> None:
+    """The targets as temp tables _targets, _patterns and _exclusions."""
+    con.register(
+        "_targets_in",
+        pa.table(
+            {
+                "target": [t.name for t in targets],
+                "team": [t.team for t in targets],
+                "service": [t.service for t in targets],
+                "environment": [t.environment for t in targets],
+                "cancelled_counts": [t.cancelled == "failure" for t in targets],
+                "rolled_back_ok": [t.rolled_back == "success" for t in targets],
+                "cfr_window_s": [t.cfr_window.total_seconds() for t in targets],
+                "cfr_include_failed": [t.cfr_include_failed for t in targets],
+                "history_days": [t.history_days for t in targets],
+                "duration_counted": [t.duration_outcomes == "counted" for t in targets],
+                "duration_run_timing": [t.duration_run_timing for t in targets],
+            },
+            schema=pa.schema(
+                [
+                    ("target", pa.string()),
+                    ("team", pa.string()),
+                    ("service", pa.string()),
+                    ("environment", pa.string()),
+                    ("cancelled_counts", pa.bool_()),
+                    ("rolled_back_ok", pa.bool_()),
+                    ("cfr_window_s", pa.float64()),
+                    ("cfr_include_failed", pa.bool_()),
+                    ("history_days", pa.int64()),
+                    ("duration_counted", pa.bool_()),
+                    ("duration_run_timing", pa.bool_()),
+                ]
+            ),
+        ),
+    )
+    patterns = [row for target in targets for row in _pattern_rows(target)]
+    con.register(
+        "_patterns_in",
+        pa.table(
+            {
+                "target": [r[0] for r in patterns],
+                "kind": [r[1] for r in patterns],
+                "pattern": [r[2] for r in patterns],
+            },
+            schema=pa.schema(
+                [("target", pa.string()), ("kind", pa.string()), ("pattern", pa.string())]
+            ),
+        ),
+    )
+    exclusions = [
+        (t.name, run_id, None, None, e.reason)
+        for t in targets
+        for e in t.exclude
+        for run_id in e.runs
+    ] + [
+        (t.name, None, str(e.from_), str(e.to), e.reason)
+        for t in targets
+        for e in t.exclude
+        if e.from_ is not None
+    ]
+    con.register(
+        "_exclusions_in",
+        pa.table(
+            {
+                "target": [r[0] for r in exclusions],
+                "run_id": [r[1] for r in exclusions],
+                "from_at": [r[2] for r in exclusions],
+                "to_at": [r[3] for r in exclusions],
+                "reason": [r[4] for r in exclusions],
+            },
+            schema=pa.schema(
+                [
+                    ("target", pa.string()),
+                    ("run_id", pa.int64()),
+                    ("from_at", pa.string()),
+                    ("to_at", pa.string()),
+                    ("reason", pa.string()),
+                ]
+            ),
+        ),
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _targets AS SELECT * FROM _targets_in;
+        CREATE OR REPLACE TEMP TABLE _patterns AS SELECT * FROM _patterns_in;
+        CREATE OR REPLACE TEMP TABLE _exclusions AS
+            SELECT target, run_id, from_at::TIMESTAMPTZ AS from_at, to_at::TIMESTAMPTZ AS to_at,
+                   reason
+            FROM _exclusions_in;
+        """
+    )
+    for name in ("_targets_in", "_patterns_in", "_exclusions_in"):
+        con.unregister(name)
+
+
+# Distinct names matched against the globs once; big tables then join on equality.
+_SCOPES = """
+CREATE OR REPLACE TEMP TABLE _scopes AS
+WITH workflows AS (
+    SELECT DISTINCT repo, workflow_path, workflow_name,
+           regexp_extract(coalesce(workflow_path, ''), '[^/]*$') AS workflow_file
+    FROM workflow_runs
+),
+matched AS (
+    SELECT t.target, w.*,
+           bool_or(p.kind = 'workflow') AS is_deploy,
+           bool_or(p.kind = 'rollback_workflow') AS is_rollback
+    FROM workflows w
+    JOIN _targets t ON EXISTS (
+        SELECT 1 FROM _patterns r
+        WHERE r.target = t.target AND r.kind = 'repo' AND w.repo GLOB r.pattern)
+    JOIN _patterns p ON p.target = t.target AND p.kind IN ('workflow', 'rollback_workflow')
+        AND (w.workflow_file GLOB p.pattern OR w.workflow_name GLOB p.pattern)
+    GROUP BY ALL
+)
+SELECT target, repo, workflow_path, workflow_name, is_rollback FROM matched
+WHERE is_deploy OR is_rollback
+"""
+
+_BRANCH_EVENT_OK = """
+CREATE OR REPLACE TEMP TABLE _filters_ok AS
+WITH values_seen AS (
+    SELECT DISTINCT 'branch' AS kind, head_branch AS value FROM workflow_runs
+    UNION SELECT DISTINCT 'event', event FROM workflow_runs
+)
+SELECT t.target, v.kind, v.value
+FROM _targets t CROSS JOIN values_seen v
+WHERE NOT EXISTS (SELECT 1 FROM _patterns p WHERE p.target = t.target AND p.kind = v.kind)
+   OR EXISTS (SELECT 1 FROM _patterns p
+              WHERE p.target = t.target AND p.kind = v.kind AND v.value GLOB p.pattern)
+"""
+
+# Every attempt of the deploy and rollback workflows of each target.
+_RUNS = """
+CREATE OR REPLACE TEMP TABLE _runs AS
+SELECT s.target, s.is_rollback, r.repo, r.run_id, r.run_attempt, r.workflow_name,
+       r.workflow_path, r.event, r.status, r.conclusion, r.head_branch, r.head_sha,
+       r.head_commit_at, r.created_at AS run_created_at, r.run_started_at, r.updated_at,
+       r.html_url
+FROM workflow_runs r
+JOIN _scopes s ON s.repo = r.repo AND s.workflow_path IS NOT DISTINCT FROM r.workflow_path
+    AND s.workflow_name IS NOT DISTINCT FROM r.workflow_name
+SEMI JOIN _filters_ok b ON b.target = s.target AND b.kind = 'branch'
+    AND b.value IS NOT DISTINCT FROM r.head_branch
+SEMI JOIN _filters_ok e ON e.target = s.target AND e.kind = 'event'
+    AND e.value IS NOT DISTINCT FROM r.event
+"""
+
+_JOB_NAMES = """
+CREATE OR REPLACE TEMP TABLE _deploy_names AS
+WITH names AS (SELECT DISTINCT name FROM jobs)
+SELECT t.target, n.name FROM _targets t CROSS JOIN names n
+WHERE NOT EXISTS (SELECT 1 FROM _patterns p WHERE p.target = t.target AND p.kind = 'deploy_job')
+   OR EXISTS (SELECT 1 FROM _patterns p
+              WHERE p.target = t.target AND p.kind = 'deploy_job' AND n.name GLOB p.pattern)
+"""
+
+# Runner roles: by runner name, any label, or runner group.
+_RUNNER_ROLES = """
+CREATE OR REPLACE TEMP TABLE _runner_roles AS
+WITH runners AS (
+    SELECT DISTINCT runner_name, runner_group_name, labels FROM jobs WHERE runner_name IS NOT NULL
+),
+matched AS (
+    SELECT t.target, r.runner_name, r.runner_group_name, r.labels,
+           bool_or(p.kind LIKE 'primary_%') AS primary_match,
+           bool_or(p.kind LIKE 'secondary_%') AS secondary_match
+    FROM runners r CROSS JOIN _targets t
+    JOIN _patterns p ON p.target = t.target AND (
+        (p.kind IN ('primary_name', 'secondary_name') AND r.runner_name GLOB p.pattern)
+        OR (p.kind IN ('primary_group', 'secondary_group')
+            AND r.runner_group_name GLOB p.pattern)
+        OR (p.kind IN ('primary_label', 'secondary_label')
+            AND len(list_filter(r.labels, lambda l: l GLOB p.pattern)) > 0))
+    GROUP BY ALL
+)
+SELECT * FROM matched
+"""
+
+# A step ran when its conclusion is neither skipped nor empty; rollback steps by name,
+# case-insensitively (patterns are stored lower-case).
+_STEP_FACTS = """
+CREATE OR REPLACE TEMP TABLE _rollback_names AS
+WITH names AS (SELECT DISTINCT lower(name) AS name FROM job_steps)
+SELECT DISTINCT p.target, n.name
+FROM names n JOIN _patterns p ON p.kind = 'rollback_step' AND n.name GLOB p.pattern;
+
+CREATE OR REPLACE TEMP TABLE _step_facts AS
+SELECT r.target, s.repo, s.job_id,
+       bool_or(s.conclusion NOT IN ('skipped', '')) AS any_ran,
+       bool_or(s.conclusion NOT IN ('skipped', '') AND n.name IS NOT NULL) AS rollback_ran
+FROM _runs r
+JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
+JOIN job_steps s ON s.repo = j.repo AND s.job_id = j.job_id
+LEFT JOIN _rollback_names n ON n.target = r.target AND n.name = lower(s.name)
+GROUP BY ALL
+"""
+
+# Executed jobs (DESIGN §5): started in this attempt, not skipped, and taken by a runner or
+# with a step that ran. Deploy jobs: the executed jobs whose name matches deploy_jobs.
+_JOBS = """
+CREATE OR REPLACE TEMP TABLE _attempt_jobs AS
+SELECT r.target, j.repo, j.run_id, j.run_attempt, j.job_id, j.name, j.conclusion,
+       j.created_at, j.started_at, j.completed_at, j.runner_name,
+       d.name IS NOT NULL AS deploy_name,
+       coalesce(f.rollback_ran, false) AS rollback_ran,
+       CASE WHEN rr.secondary_match THEN 'secondary' WHEN rr.primary_match THEN 'primary' END
+           AS runner_role,
+       coalesce(rr.primary_match AND rr.secondary_match, false) AS role_conflict,
+       j.started_at >= r.run_started_at AND j.conclusion <> 'skipped'
+           AND (j.runner_name IS NOT NULL OR coalesce(f.any_ran, false)) AS executed
+FROM _runs r
+JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
+LEFT JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
+LEFT JOIN _step_facts f ON f.target = r.target AND f.repo = j.repo AND f.job_id = j.job_id
+LEFT JOIN _runner_roles rr ON rr.target = r.target AND rr.runner_name = j.runner_name
+    AND rr.runner_group_name IS NOT DISTINCT FROM j.runner_group_name
+    AND rr.labels IS NOT DISTINCT FROM j.labels
+WHERE NOT r.is_rollback
+"""
+
+# A deployment status names the run (and job) it came from in log_url or target_url.
+_ENVIRONMENT_LINKS = """
+CREATE OR REPLACE TEMP TABLE _env_links AS
+SELECT DISTINCT t.target, s.repo, d.sha,
+       regexp_extract(coalesce(s.log_url, s.target_url), '/actions/runs/(\\d+)', 1)::BIGINT
+           AS run_id,
+       try_cast(regexp_extract(coalesce(s.log_url, s.target_url), '/job/(\\d+)', 1) AS BIGINT)
+           AS job_id
+FROM deployment_statuses s
+JOIN deployments d ON d.repo = s.repo AND d.deployment_id = s.deployment_id
+JOIN _targets t ON t.environment IS NOT NULL AND d.environment GLOB t.environment
+WHERE regexp_matches(coalesce(s.log_url, s.target_url, ''), '/actions/runs/\\d+')
+"""
+
+_ATTEMPTS = """
+CREATE OR REPLACE TEMP TABLE deployment_attempts AS
+WITH per_attempt AS (
+    SELECT target, repo, run_id, run_attempt,
+           count(*) AS jobs_seen,
+           count(*) FILTER (executed AND deploy_name) AS deploy_jobs,
+           min(started_at) FILTER (executed AND deploy_name) AS deploy_started_at,
+           -- still running while a deploy job has no completion
+           CASE WHEN count(*) FILTER (executed AND deploy_name AND completed_at IS NULL) = 0
+                THEN max(completed_at) FILTER (executed AND deploy_name) END
+               AS deploy_completed_at,
+           max(epoch(started_at) - epoch(created_at)) FILTER (executed AND deploy_name)
+               AS queue_s,
+           min(created_at) FILTER (executed AND deploy_name) AS first_deploy_created_at,
+           bool_or(rollback_ran) FILTER (executed AND deploy_name) AS rollback_step_ran,
+           bool_or(runner_role = 'secondary') FILTER (executed AND deploy_name) AS on_secondary,
+           bool_and(runner_role IS NOT NULL) FILTER (executed AND deploy_name) AS roles_known,
+           bool_or(role_conflict) AS role_conflict,
+           min(completed_at) FILTER (executed AND deploy_name
+               AND conclusion IN ('failure', 'timed_out', 'startup_failure')) AS first_failed_at
+    FROM _attempt_jobs GROUP BY ALL
+),
+linked AS (
+    SELECT DISTINCT r.target, r.repo, r.run_id, r.run_attempt, l.sha
+    FROM _runs r
+    JOIN _env_links l ON l.target = r.target AND l.repo = r.repo AND l.run_id = r.run_id
+    LEFT JOIN jobs j ON j.repo = l.repo AND j.job_id = l.job_id
+    WHERE l.job_id IS NULL OR j.run_attempt IS NULL OR j.run_attempt = r.run_attempt
+),
+timed AS (
+    SELECT r.*, t.environment, t.cancelled_counts, t.rolled_back_ok, t.duration_counted,
+           t.duration_run_timing,
+           coalesce(p.jobs_seen, 0) AS jobs_seen,
+           coalesce(p.deploy_jobs, 0) AS deploy_jobs,
+           p.deploy_jobs > 0 AS has_deploy_timing,
+           coalesce(p.deploy_started_at, r.run_started_at) AS started_at,
+           CASE WHEN p.deploy_jobs > 0 THEN p.deploy_completed_at ELSE r.updated_at END
+               AS completed_at,
+           CASE WHEN p.deploy_jobs > 0 THEN 'jobs' ELSE 'run' END AS timing_source,
+           p.queue_s,
+           epoch(p.first_deploy_created_at) - epoch(r.run_started_at) AS pending_s,
+           coalesce(p.rollback_step_ran, false) AS rollback_step_ran,
+           coalesce(p.on_secondary, false) AS on_secondary,
+           coalesce(p.roles_known, false) AS roles_known,
+           coalesce(p.role_conflict, false) AS role_conflict,
+           coalesce(p.first_failed_at, coalesce(p.deploy_completed_at, r.updated_at))
+               AS failure_at,
+           coalesce(l.sha, r.head_sha) AS deployed_sha,
+           l.sha IS NOT NULL AS linked
+    FROM _runs r
+    JOIN _targets t USING (target)
+    LEFT JOIN per_attempt p USING (target, repo, run_id, run_attempt)
+    LEFT JOIN linked l USING (target, repo, run_id, run_attempt)
+    WHERE NOT r.is_rollback AND (t.environment IS NULL OR l.sha IS NOT NULL)
+),
+classified AS (
+    SELECT timed.*,
+           (SELECT string_agg(x.reason, '; ') FROM _exclusions x
+            WHERE x.target = timed.target AND (x.run_id = timed.run_id
+                  OR (x.from_at < timed.completed_at AND timed.started_at < x.to_at)))
+               AS excluded_reason
+    FROM timed
+)
+SELECT *,
+       CASE
+           WHEN excluded_reason IS NOT NULL THEN 'excluded'
+           WHEN jobs_seen > 0 AND deploy_jobs = 0 AND conclusion IN ('success', 'neutral')
+               THEN 'not_deployed'
+           WHEN jobs_seen > 0 AND deploy_jobs = 0 AND conclusion = 'cancelled' THEN 'superseded'
+           WHEN rollback_step_ran THEN 'rolled_back'
+           WHEN conclusion = 'success' THEN 'success'
+           WHEN conclusion IN ('failure', 'timed_out', 'startup_failure') THEN 'failure'
+           WHEN conclusion = 'cancelled' THEN 'aborted'
+           ELSE 'not_counted'
+       END AS outcome,
+       epoch(completed_at) - epoch(started_at) AS duration_s
+FROM classified
+"""
+
+# Counted / good / bad per the target's `cancelled` and `rolled_back` options.
+_FLAGS = """
+CREATE OR REPLACE TEMP TABLE deployment_attempts AS
+SELECT *,
+       outcome IN ('success', 'failure', 'rolled_back')
+           OR (outcome = 'aborted' AND cancelled_counts) AS counted,
+       outcome = 'success' OR (outcome = 'rolled_back' AND rolled_back_ok) AS good,
+       outcome = 'failure' OR (outcome = 'rolled_back' AND NOT rolled_back_ok)
+           OR (outcome = 'aborted' AND cancelled_counts) AS bad
+FROM deployment_attempts
+"""
+
+_STEPS = (
+    _SCOPES, _BRANCH_EVENT_OK, _RUNS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS, _JOBS,
+    _ENVIRONMENT_LINKS, _ATTEMPTS, _FLAGS,
+)  # fmt: skip
+
+
+def prepare(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) -> None:
+    """Build the classification tables for `targets` on this connection."""
+    register_targets(con, targets)
+    for sql in _STEPS:
+        con.execute(sql)
+    conflicts = con.execute(
+        "SELECT DISTINCT target, runner_name FROM _attempt_jobs WHERE role_conflict "
+        "ORDER BY ALL LIMIT 3"
+    ).fetchall()
+    if conflicts:
+        target, runner = conflicts[0]
+        raise ConfigError(
+            f"targets[{target}].runners: runner {runner!r} matches both primary and secondary: "
+            "make the globs exclusive"
+        )

@@ -1,0 +1,231 @@
+"""The metrics engine against the simulator's ground-truth ledger and independent computations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import deploystats
+from deploystats.config import Settings, Target
+from deploystats.errors import ConfigError
+from deploystats.ingest import import_dumps
+from deploystats.metrics import prepare, wilson
+from deploystats.metrics.windows import WindowError, iso_week, last_complete_week, month
+from deploystats.simulate import DEMO_TARGET, Simulation, simulate, write_dumps
+from deploystats.store import Store, connect
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path, Settings]:
+    """The simulated history imported into a DuckDB file, with the demo target."""
+    folder = tmp_path_factory.mktemp("demo")
+    sim = simulate(seed=7, end=NOW)
+    paths = write_dumps(sim, folder / "dumps")
+    db = folder / "db.duckdb"
+    import_dumps(
+        Store(db), [paths[k] for k in ("runs", "jobs", "deployments", "deployment_statuses")]
+    )
+    drills = [row["run_id"] for row in sim.ledger if row["drill"]]
+    target = {**DEMO_TARGET, "exclude": [{"runs": drills, "reason": "rollback drill"}]}
+    return sim, db, Settings(targets=[Target.model_validate(target)])
+
+
+def attempts(db: Path, settings: Settings) -> dict[tuple[int, int], dict[str, Any]]:
+    con = connect(db, read_only=True)
+    try:
+        prepare(con, settings.targets)
+        cursor = con.execute("SELECT * FROM deployment_attempts")
+        names = [d[0] for d in cursor.description or []]
+        return {
+            (r[names.index("run_id")], r[names.index("run_attempt")]): dict(
+                zip(names, r, strict=True)
+            )
+            for r in cursor.fetchall()
+        }
+    finally:
+        con.close()
+
+
+def ledger_deploys(sim: Simulation) -> dict[tuple[int, int], dict[str, Any]]:
+    return {(r["run_id"], r["run_attempt"]): r for r in sim.ledger if r["workflow"] == "deploy"}
+
+
+def parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def test_every_attempt_gets_the_outcome_the_simulator_intended(demo: Any) -> None:
+    sim, db, settings = demo
+    got = attempts(db, settings)
+    want = ledger_deploys(sim)
+    assert set(got) == set(want)
+    assert {k: got[k]["outcome"] for k in got} == {k: want[k]["outcome"] for k in want}
+
+
+def test_deploy_intervals_and_runner_roles_match_the_ledger(demo: Any) -> None:
+    sim, db, settings = demo
+    got = attempts(db, settings)
+    for key, row in ledger_deploys(sim).items():
+        if row["deploy_started_at"] is None:
+            assert got[key]["timing_source"] == "run", key
+            continue
+        assert got[key]["timing_source"] == "jobs", key
+        assert got[key]["started_at"] == parse(row["deploy_started_at"]), key
+        assert got[key]["completed_at"] == parse(row["deploy_completed_at"]), key
+        assert got[key]["on_secondary"] == (row["runner_role"] == "secondary"), key
+
+
+def ledger_week(sim: Simulation, start: datetime) -> list[dict[str, Any]]:
+    """Deploy attempts of the ledger whose start falls in [start, start + 7 days): the deploy
+    job's start, or the run's when no deploy job executed."""
+    run_started = {(r["id"], r["run_attempt"]): parse(r["run_started_at"]) for r in sim.runs}
+    end = start + timedelta(days=7)
+    rows = []
+    for key, row in ledger_deploys(sim).items():
+        began = parse(row["deploy_started_at"]) or run_started[key]
+        if began is not None and start <= began < end:
+            rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("week", ["2026-W38", "2026-W41", "2026-W47"])
+def test_weekly_success_rate_and_duration_quantiles_match_the_ledger(demo: Any, week: str) -> None:
+    sim, db, settings = demo
+    window = iso_week(week)
+    result = deploystats.open(db, config=settings).metrics(window=window)["targets"]["production"]
+
+    rows = ledger_week(sim, window.start)
+    counted = [r for r in rows if r["outcome"] in ("success", "failure", "rolled_back")]
+    successes = [r for r in rows if r["outcome"] == "success" and r["deploy_started_at"]]
+    durations = [
+        (parse(r["deploy_completed_at"]) - parse(r["deploy_started_at"])).total_seconds()  # type: ignore[operator]
+        for r in successes
+    ]
+    assert result["counted"] == len(counted)
+    assert result["success_rate"] == pytest.approx(len(successes) / len(counted))
+    assert result["duration_n"] == len(durations)
+    assert result["duration_p50_s"] == pytest.approx(float(np.quantile(durations, 0.5)))
+    if len(durations) >= 20:
+        assert result["duration_p95_s"] == pytest.approx(float(np.quantile(durations, 0.95)))
+    else:
+        assert result["duration_p95_s"] is None
+    assert result["duration_p99_s"] is None  # fewer than 100 successes in a week
+
+
+def test_baseline_and_improved_segments_show_the_seed_story(demo: Any) -> None:
+    _, db, settings = demo
+    ds = deploystats.open(db, config=settings)
+    baseline = ds.metrics(since="2026-09-14", until="2026-10-12")["targets"]["production"]
+    improved = ds.metrics(since="2026-10-12", until="2026-11-23")["targets"]["production"]
+    assert baseline["success_rate"] < 0.9 < 0.95 < improved["success_rate"]
+    assert baseline["duration_p95_s"] > 900 > 600 > improved["duration_p95_s"]
+
+
+def test_wilson_interval_matches_published_values() -> None:
+    # Wilson (1927) / Newcombe (1998): 0 of 10 -> [0, 0.2775]; 10 of 10 -> [0.7225, 1]
+    assert wilson(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+    assert wilson(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-5)
+    assert wilson(0, 0) is None
+
+
+def test_wilson_interval_equals_the_quadratic_solution() -> None:
+    # the interval is where |p_hat - p| = z * sqrt(p (1 - p) / n): solve the quadratic directly
+    x, n, z = 47, 48, 1.959963984540054
+    p_hat = x / n
+    a, b, c = 1 + z * z / n, -(2 * p_hat + z * z / n), p_hat * p_hat
+    roots = sorted(np.roots([a, b, c]).real)
+    assert wilson(x, n) == pytest.approx(tuple(roots), abs=1e-12)
+
+
+def test_an_iso_week_across_a_dst_change_is_seven_local_days() -> None:
+    # EU summer time ends on 2026-10-25: Monday 19 Oct 00:00 CEST to Monday 26 Oct 00:00 CET
+    week = iso_week("2026-W43", "Europe/Berlin")
+    assert week.start == datetime(2026, 10, 18, 22, tzinfo=UTC)
+    assert week.end == datetime(2026, 10, 25, 23, tzinfo=UTC)
+    assert week.end - week.start == timedelta(days=7, hours=1)
+
+
+def test_a_month_and_the_default_week_are_local_calendar_spans() -> None:
+    november = month("2026-11", "America/Los_Angeles")
+    assert november.start == datetime(2026, 11, 1, 7, tzinfo=UTC)  # PDT until 1 Nov 09:00 UTC
+    assert november.end == datetime(2026, 12, 1, 8, tzinfo=UTC)  # PST
+    assert last_complete_week(datetime(2026, 11, 25, 12, tzinfo=UTC)).label == "2026-W47"
+
+
+def test_malformed_windows_show_the_format() -> None:
+    with pytest.raises(WindowError, match=r"--week '2026-47': use an ISO week like 2026-W47"):
+        iso_week("2026-47")
+    with pytest.raises(WindowError, match=r"--month '2026-13': use a month like 2026-11"):
+        month("2026-13")
+
+
+def test_a_window_without_data_gives_null_metrics_not_errors(demo: Any) -> None:
+    _, db, settings = demo
+    result = deploystats.open(db, config=settings).metrics(week="2025-W01")
+    production = result["targets"]["production"]
+    assert production["counted"] == 0
+    assert production["success_rate"] is None
+    assert production["success_rate_ci"] is None
+    assert production["duration_p50_s"] is None
+    assert production["successes"] == 0
+
+
+def test_an_unknown_target_lists_the_configured_ones(demo: Any) -> None:
+    _, db, settings = demo
+    with pytest.raises(
+        ConfigError, match=r"unknown target 'staging': configured targets are production"
+    ):
+        deploystats.open(db, config=settings).metrics(target="staging")
+
+
+def test_runner_globs_matching_both_roles_are_a_config_error(demo: Any) -> None:
+    _, db, settings = demo
+    runners = {"primary": {"names": ["dell-*"]}, "secondary": {"names": ["*-02-*"]}}
+    bad = Target.model_validate(
+        {**settings.targets[0].model_dump(by_alias=True), "runners": runners}
+    )
+    with pytest.raises(
+        ConfigError, match=r"runner 'dell-r640-02-runner' matches both primary and secondary"
+    ):
+        deploystats.open(db, config=Settings(targets=[bad])).metrics(week="2026-W47")
+
+
+def test_the_metrics_command_prints_the_api_result_as_json(demo: Any, tmp_path: Path) -> None:
+    _, db, settings = demo
+    (tmp_path / "deploystats.yml").write_text(
+        json.dumps(settings.model_dump(mode="json", by_alias=True))
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYSTATS_")}
+    env["TZ"] = "America/Los_Angeles"  # the machine's zone must not move any number
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deploystats",
+            "--db",
+            str(db),
+            "metrics",
+            "--week",
+            "2026-W47",
+            "--format",
+            "json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = deploystats.open(db, config=settings).metrics(week="2026-W47")
+    assert json.loads(done.stdout) == json.loads(json.dumps(expected))
