@@ -229,3 +229,43 @@ def test_the_metrics_command_prints_the_api_result_as_json(demo: Any, tmp_path: 
     assert done.returncode == 0, done.stderr
     expected = deploystats.open(db, config=settings).metrics(week="2026-W47")
     assert json.loads(done.stdout) == json.loads(json.dumps(expected))
+
+
+def recovery_tables(db: Path, settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    from deploystats.metrics.recovery import prepare_recovery
+
+    con = connect(db, read_only=True)
+    try:
+        prepare(con, settings.targets)
+        prepare_recovery(con)
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_rollback_incidents_answer_the_changes_the_ledger_names(demo: Any) -> None:
+    sim, db, settings = demo
+    ours = {
+        (run_id, attempt): sorted(kinds)
+        for run_id, attempt, kinds in recovery_tables(
+            db, settings, "SELECT run_id, run_attempt, kinds FROM rollback_incidents"
+        )
+    }
+    ledger: dict[tuple[int, int], set[str]] = {}
+    for row in sim.ledger:
+        if row["rollback_kind"]:
+            key = (row["answers_run_id"], row["answers_run_attempt"])
+            ledger.setdefault(key, set()).add(row["rollback_kind"])
+    assert ours == {key: sorted(kinds) for key, kinds in ledger.items()}
+    assert {"step", "workflow", "redeploy"} == {k for kinds in ours.values() for k in kinds}
+
+
+def test_failure_episodes_start_where_the_ledger_says(demo: Any) -> None:
+    sim, db, settings = demo
+    starts = set(recovery_tables(db, settings, "SELECT run_id, run_attempt FROM failure_episodes"))
+    first_of_episode: dict[int, tuple[str, int, int]] = {}
+    for row in sim.ledger:
+        if row["workflow"] == "deploy" and row["episode"] is not None:
+            key = (row["deploy_completed_at"] or "", row["run_id"], row["run_attempt"])
+            first_of_episode[row["episode"]] = min(first_of_episode.get(row["episode"], key), key)
+    assert starts == {(run_id, attempt) for _, run_id, attempt in first_of_episode.values()}

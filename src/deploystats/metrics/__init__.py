@@ -12,6 +12,7 @@ from deploystats.config import Settings, Target
 from deploystats.errors import ConfigError
 from deploystats.metrics.attempts import prepare
 from deploystats.metrics.core import target_metrics, wilson
+from deploystats.metrics.recovery import prepare_recovery, recovery_metrics
 from deploystats.metrics.windows import Window, WindowError, resolve_window
 
 __all__ = [
@@ -67,6 +68,7 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """The JSON contract of `deploystats metrics` (DESIGN §9) for prepared targets."""
     prepare(con, targets)
+    prepare_recovery(con)
     as_of = data_as_of(con)
     cfr = max((t.cfr_window for t in targets), default=timedelta(0))
     header = {
@@ -79,4 +81,7 @@ def compute_metrics(
         "stale": as_of is None or window.end > as_of,
     }
     names = [t.name for t in targets]
-    return {"window": header, "targets": target_metrics(con, names, window, as_of)}
+    results = target_metrics(con, names, window, as_of)
+    for name, extra in recovery_metrics(con, window).items():
+        results[name] |= extra
+    return {"window": header, "targets": results}

@@ -1,0 +1,236 @@
+"""Rollback signals and incidents, changes and change failure rate, failure episodes, lead time.
+
+Built after the classification (DESIGN §5), independent of any window:
+- `rollback_signals`: (a) completed rollback-workflow runs, (b) rolled_back attempts,
+  (c) successful redeploys of an older version; each with the change it answers;
+- `changes`: counted attempts that are not (c) signals, with their incidents;
+- `rollback_incidents`: signals grouped by the change they answer;
+- `failure_episodes`: from a failure after a success to the next success or successful
+  rollback run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from deploystats.metrics.windows import Window
+
+# (c): a successful attempt deploying the version of a successful attempt before the previous
+# one, whose head commit is older than the previous successful attempt's.
+_REDEPLOYS = """
+CREATE OR REPLACE TEMP TABLE _redeploys AS
+WITH good AS (
+    SELECT target, repo, run_id, run_attempt, started_at, deployed_sha, head_commit_at,
+           lag(started_at) OVER w AS prev_started_at,
+           lag(head_commit_at) OVER w AS prev_head_commit_at
+    FROM deployment_attempts WHERE good
+    WINDOW w AS (PARTITION BY target ORDER BY started_at, repo, run_id, run_attempt)
+),
+first_by_sha AS (
+    SELECT target, deployed_sha, min(started_at) AS first_started_at
+    FROM deployment_attempts WHERE good GROUP BY ALL
+)
+SELECT g.target, g.repo, g.run_id, g.run_attempt, g.started_at
+FROM good g JOIN first_by_sha f USING (target, deployed_sha)
+WHERE f.first_started_at < g.prev_started_at AND g.head_commit_at < g.prev_head_commit_at
+"""
+
+_CHANGES = """
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at, a.outcome, a.html_url
+FROM deployment_attempts a
+ANTI JOIN _redeploys r USING (target, repo, run_id, run_attempt)
+WHERE a.counted
+"""
+
+# Signals with their times; (a) and (c) answer the latest change that started before the
+# signal and at most cfr_window before it, (b) its own attempt.
+_SIGNALS = """
+CREATE OR REPLACE TEMP TABLE rollback_signals AS
+WITH raw AS (
+    SELECT target, 'workflow' AS kind, arg_max(run_started_at, run_attempt) AS signal_at,
+           repo, run_id, max(run_attempt) AS run_attempt,
+           arg_max(conclusion, run_attempt) AS conclusion,
+           arg_max(updated_at, run_attempt) AS completed_at,
+           arg_max(html_url, run_attempt) AS html_url
+    FROM _runs WHERE is_rollback
+    GROUP BY target, repo, run_id
+    HAVING arg_max(status, run_attempt) = 'completed'
+    UNION ALL
+    SELECT a.target, 'redeploy', a.started_at, a.repo, a.run_id, a.run_attempt, a.conclusion,
+           a.completed_at, a.html_url
+    FROM deployment_attempts a SEMI JOIN _redeploys r USING (target, repo, run_id, run_attempt)
+),
+answered AS (
+    SELECT r.*, c.repo AS change_repo, c.run_id AS change_run_id,
+           c.run_attempt AS change_run_attempt, c.started_at AS change_started_at
+    FROM raw r ASOF LEFT JOIN changes c
+        ON r.target = c.target AND r.signal_at > c.started_at
+)
+SELECT a.target, a.kind, a.signal_at, a.repo, a.run_id, a.run_attempt, a.conclusion,
+       a.completed_at, a.html_url,
+       CASE WHEN a.signal_at - a.change_started_at <= to_seconds(t.cfr_window_s)
+            THEN a.change_repo END AS change_repo,
+       CASE WHEN a.signal_at - a.change_started_at <= to_seconds(t.cfr_window_s)
+            THEN a.change_run_id END AS change_run_id,
+       CASE WHEN a.signal_at - a.change_started_at <= to_seconds(t.cfr_window_s)
+            THEN a.change_run_attempt END AS change_run_attempt
+FROM answered a JOIN _targets t USING (target)
+UNION ALL
+SELECT target, 'step', started_at, repo, run_id, run_attempt, conclusion, completed_at,
+       html_url, repo, run_id, run_attempt
+FROM deployment_attempts WHERE outcome = 'rolled_back'
+"""
+
+# Signals answering the same change are one incident; a signal answering no change is one.
+_INCIDENTS = """
+CREATE OR REPLACE TEMP TABLE rollback_incidents AS
+SELECT target,
+       coalesce(change_repo, repo) AS repo,
+       coalesce(change_run_id, run_id) AS run_id,
+       coalesce(change_run_attempt, run_attempt) AS run_attempt,
+       change_run_id IS NOT NULL AS answers_change,
+       min(signal_at) AS first_signal_at,
+       list(DISTINCT kind ORDER BY kind) AS kinds,
+       list(html_url ORDER BY signal_at) AS evidence_urls
+FROM rollback_signals
+GROUP BY target, coalesce(change_repo, repo), coalesce(change_run_id, run_id),
+         coalesce(change_run_attempt, run_attempt), change_run_id IS NOT NULL
+"""
+
+# Episodes: counted attempts by completed_at; one starts at a failure whose predecessor
+# succeeded (or is missing within history_days) and ends at the next success, or earlier at
+# the completion of a successful rollback run answering one of its attempts.
+_EPISODES = """
+CREATE OR REPLACE TEMP TABLE failure_episodes AS
+WITH ordered AS (
+    SELECT a.target, a.repo, a.run_id, a.run_attempt, a.completed_at, a.good, a.bad,
+           lag(a.good) OVER w AS prev_good, lag(a.completed_at) OVER w AS prev_completed_at,
+           t.history_days
+    FROM deployment_attempts a JOIN _targets t USING (target)
+    WHERE a.counted AND a.completed_at IS NOT NULL
+    WINDOW w AS (PARTITION BY a.target ORDER BY a.completed_at, a.run_id, a.run_attempt)
+),
+starts AS (
+    SELECT target, repo, run_id, run_attempt, completed_at AS start_at
+    FROM ordered
+    WHERE bad AND (prev_good IS NULL OR prev_good
+                   OR prev_completed_at < completed_at - to_days(history_days))
+),
+goods AS (SELECT target, completed_at FROM ordered WHERE good),
+next_good AS (
+    SELECT s.*, g.completed_at AS good_at
+    FROM starts s ASOF LEFT JOIN goods g ON s.target = g.target AND s.start_at < g.completed_at
+),
+rescued AS (
+    SELECT n.target, n.run_id, min(r.completed_at) AS rescued_at
+    FROM next_good n
+    JOIN ordered o ON o.target = n.target AND o.bad AND o.completed_at >= n.start_at
+        AND (n.good_at IS NULL OR o.completed_at < n.good_at)
+    JOIN rollback_signals r ON r.target = n.target AND r.kind = 'workflow'
+        AND r.conclusion = 'success' AND r.change_run_id = o.run_id
+        AND r.change_run_attempt = o.run_attempt AND r.change_repo = o.repo
+        AND r.completed_at >= n.start_at
+    GROUP BY n.target, n.run_id
+)
+SELECT n.target, n.repo, n.run_id, n.run_attempt, n.start_at,
+       least(n.good_at, r.rescued_at) AS end_at,
+       epoch(least(n.good_at, r.rescued_at)) - epoch(n.start_at) AS restore_s
+FROM next_good n LEFT JOIN rescued r USING (target, run_id)
+"""
+
+# Lead time: the first successful attempt deploying a sha (searched within history_days),
+# completed_at minus the head commit's timestamp. Head commit only.
+_LEAD_TIMES = """
+CREATE OR REPLACE TEMP TABLE lead_times AS
+SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at,
+       epoch(a.completed_at) - epoch(a.head_commit_at) AS lead_time_s
+FROM (
+    SELECT *, row_number() OVER (PARTITION BY target, deployed_sha
+                                 ORDER BY completed_at, run_id, run_attempt) AS nth
+    FROM deployment_attempts a
+    WHERE good AND started_at >= $start - to_days(
+        (SELECT history_days FROM _targets t WHERE t.target = a.target))
+      AND started_at < $end
+      AND event IN (SELECT pattern FROM _patterns p WHERE p.target = a.target
+                    AND p.kind = 'lead_event')
+) a
+WHERE nth = 1 AND a.head_commit_at IS NOT NULL
+"""
+
+_STEPS = (_REDEPLOYS, _CHANGES, _SIGNALS, _INCIDENTS, _EPISODES)
+
+_PER_TARGET = """
+WITH t AS (SELECT target FROM _targets),
+incidents AS (
+    SELECT target, count(*) AS rollback_incidents FROM rollback_incidents
+    WHERE first_signal_at >= $start AND first_signal_at < $end GROUP BY target
+),
+cfr AS (
+    SELECT c.target, count(*) AS changes,
+           count(*) FILTER (i.run_id IS NOT NULL
+                            OR (tg.cfr_include_failed AND c.outcome IN ('failure', 'rolled_back')))
+               AS failed_changes
+    FROM changes c JOIN _targets tg USING (target)
+    LEFT JOIN rollback_incidents i ON i.target = c.target AND i.answers_change
+        AND i.repo = c.repo AND i.run_id = c.run_id AND i.run_attempt = c.run_attempt
+    WHERE c.started_at >= $start AND c.started_at < $end
+    GROUP BY c.target
+),
+ended AS (
+    SELECT target, count(*) AS episodes, avg(restore_s) AS mttr_s,
+           quantile_cont(restore_s, 0.5) AS restore_median_s,
+           quantile_cont(restore_s, 0.9) AS restore_p90_s
+    FROM failure_episodes WHERE end_at >= $start AND end_at < $end GROUP BY target
+),
+open_at_end AS (
+    SELECT target, count(*) AS open_episodes FROM failure_episodes
+    WHERE start_at < $end AND (end_at IS NULL OR end_at >= $end) GROUP BY target
+),
+lead AS (
+    SELECT target,
+           count(*) FILTER (lead_time_s >= 0) AS lead_n,
+           quantile_cont(lead_time_s, 0.5) FILTER (lead_time_s >= 0) AS lead_time_p50_s,
+           count(*) FILTER (lead_time_s < 0) AS lead_time_negative
+    FROM lead_times WHERE started_at >= $start AND started_at < $end GROUP BY target
+)
+SELECT t.target, coalesce(i.rollback_incidents, 0), coalesce(c.changes, 0),
+       coalesce(c.failed_changes, 0), coalesce(e.episodes, 0), e.mttr_s, e.restore_median_s,
+       e.restore_p90_s, coalesce(o.open_episodes, 0), coalesce(l.lead_n, 0),
+       l.lead_time_p50_s, coalesce(l.lead_time_negative, 0)
+FROM t LEFT JOIN incidents i USING (target) LEFT JOIN cfr c USING (target)
+LEFT JOIN ended e USING (target) LEFT JOIN open_at_end o USING (target)
+LEFT JOIN lead l USING (target)
+"""
+
+
+def prepare_recovery(con: duckdb.DuckDBPyConnection) -> None:
+    """Build signals, changes, incidents and episodes over the classified attempts."""
+    for sql in _STEPS:
+        con.execute(sql)
+
+
+def recovery_metrics(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, dict[str, Any]]:
+    """Rollback, change-failure, recovery and lead-time metrics of each target for a window."""
+    params = {"start": window.start, "end": window.end}
+    con.execute(_LEAD_TIMES, params)
+    out = {}
+    for row in con.execute(_PER_TARGET, params).fetchall():
+        (target, incidents, changes, failed, episodes, mttr, median, p90, open_n, lead_n,
+         lead_p50, negative) = row  # fmt: skip
+        out[target] = {
+            "lead_time_n": lead_n,
+            "lead_time_p50_s": lead_p50 if lead_n >= 1 else None,
+            "lead_time_negative": negative,
+            "rollback_incidents": incidents,
+            "changes": changes,
+            "change_failure_rate": failed / changes if changes else None,
+            "episodes": episodes,
+            "mttr_s": mttr,
+            "restore_median_s": median if episodes >= 1 else None,
+            "restore_p90_s": p90 if episodes >= 10 else None,
+            "open_episodes": open_n,
+        }
+    return out
