@@ -269,3 +269,30 @@ def test_failure_episodes_start_where_the_ledger_says(demo: Any) -> None:
             key = (row["deploy_completed_at"] or "", row["run_id"], row["run_attempt"])
             first_of_episode[row["episode"]] = min(first_of_episode.get(row["episode"], key), key)
     assert starts == {(run_id, attempt) for _, run_id, attempt in first_of_episode.values()}
+
+
+def test_group_by_pools_attempts_into_an_all_roll_up(demo: Any) -> None:
+    _, db, settings = demo
+    base = settings.targets[0].model_dump(by_alias=True)
+    two = Settings(
+        targets=[
+            Target.model_validate({**base, "name": "a", "team": "sre"}),
+            Target.model_validate({**base, "name": "b", "team": "web", "branches": ["nope"]}),
+        ]
+    )
+    ds = deploystats.open(db, config=two)
+    by_team = ds.metrics(week="2026-W47", group_by="team")["targets"]
+    by_target = ds.metrics(week="2026-W47")["targets"]
+    assert list(by_team) == ["sre", "web", "all"]
+    assert by_team["sre"] == by_target["a"]
+    assert by_team["web"]["counted"] == 0
+    assert by_team["all"]["counted"] == by_target["a"]["counted"]
+    assert by_team["all"]["success_rate"] == by_target["a"]["success_rate"]
+
+
+def test_group_by_repo_keys_the_result_by_repository(demo: Any) -> None:
+    _, db, settings = demo
+    result = deploystats.open(db, config=settings).metrics(week="2026-W47", group_by="repo")
+    single = deploystats.open(db, config=settings).metrics(week="2026-W47")
+    assert list(result["targets"]) == ["acme/platform", "all"]
+    assert result["targets"]["acme/platform"] == single["targets"]["production"]

@@ -64,12 +64,17 @@ class Deploystats:
             con.close()
 
     def metrics(
-        self, *, target: str | None = None, window: Window | None = None, **when: Any
+        self,
+        *,
+        target: str | None = None,
+        group_by: str | None = None,
+        window: Window | None = None,
+        **when: Any,
     ) -> dict[str, Any]:
-        """The JSON contract of `deploystats metrics` as a dict."""
+        """The JSON contract of `deploystats metrics` as a dict (window: see `window()`)."""
         chosen = select_targets(self.settings, target)
         with self._read() as con:
-            return compute_metrics(con, chosen, window or self.window(**when))
+            return compute_metrics(con, chosen, window or self.window(**when), group_by=group_by)
 
     def attempts(
         self, *, target: str | None = None, window: Window | None = None, **when: Any

@@ -262,6 +262,11 @@ def window_options(command: Any) -> Any:
 
 @cli.command(epilog="Example: deploystats metrics --week 2026-W47 --format json")
 @click.option("--target", help="one configured target (default: all)")
+@click.option(
+    "--group-by",
+    type=click.Choice(["target", "repo", "team", "service"]),
+    help="group the targets (adds an `all` roll-up of the pooled attempts)",
+)
 @window_options
 @click.option(
     "--format",
@@ -274,6 +279,7 @@ def window_options(command: Any) -> Any:
 def metrics(
     obj: Context,
     target: str | None,
+    group_by: str | None,
     week: str | None,
     month: str | None,
     since: str | None,
@@ -284,7 +290,9 @@ def metrics(
     from deploystats.api import Deploystats
 
     ds = Deploystats(obj.db, config=obj.settings(required=True))
-    result = ds.metrics(target=target, week=week, month=month, since=since, until=until)
+    result = ds.metrics(
+        target=target, group_by=group_by, week=week, month=month, since=since, until=until
+    )
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     elif fmt == "csv":

@@ -7,15 +7,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from deploystats.config import Settings, Target
 from deploystats.errors import ConfigError
 from deploystats.metrics.attempts import prepare
-from deploystats.metrics.core import target_metrics, wilson
+from deploystats.metrics.core import group_metrics, wilson
 from deploystats.metrics.recovery import prepare_recovery, recovery_metrics
 from deploystats.metrics.windows import Window, WindowError, resolve_window
 
 __all__ = [
+    "GROUPINGS",
     "Window",
     "WindowError",
     "compute_metrics",
@@ -61,12 +63,54 @@ def data_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+GROUPINGS = ("target", "repo", "team", "service")
+
+
+def _register_groups(
+    con: duckdb.DuckDBPyConnection, targets: Sequence[Target], group_by: str | None
+) -> list[str]:
+    """_groups(target, repo, grp): where each target's attempts in each repo pool; with a
+    grouping, everything also pools into `all`. Returns the group names in display order."""
+    if group_by is not None and group_by not in GROUPINGS:
+        raise ConfigError(f"--group-by {group_by!r}: use one of {', '.join(GROUPINGS)}")
+    field = "name" if group_by in (None, "target", "repo") else group_by
+    names = [t.name for t in targets]
+    configured = [getattr(t, field) or "(none)" for t in targets]
+    con.register("_group_of", pa.table({"target": names, "grp": configured}))
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _groups AS
+        SELECT DISTINCT r.target, r.repo, CASE WHEN $by_repo THEN r.repo ELSE m.grp END AS grp
+        FROM (SELECT target, repo FROM _runs UNION SELECT target, repo FROM deployment_attempts) r
+        JOIN _group_of m USING (target)
+        """,
+        {"by_repo": group_by == "repo"},
+    )
+    con.unregister("_group_of")
+    if group_by is None:
+        return names
+    if group_by == "repo":
+        order = [
+            r[0] for r in con.execute("SELECT DISTINCT grp FROM _groups ORDER BY 1").fetchall()
+        ]
+    else:  # configured groups are shown even without data
+        order = list(dict.fromkeys(configured))
+    con.execute("INSERT INTO _groups SELECT DISTINCT target, repo, 'all' FROM _groups")
+    return [*order, "all"]
+
+
 def compute_metrics(
     con: duckdb.DuckDBPyConnection,
     targets: Sequence[Target],
     window: Window,
+    *,
+    group_by: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON contract of `deploystats metrics` (DESIGN §9) for prepared targets."""
+    """The JSON contract of `deploystats metrics` (DESIGN §9).
+
+    `targets` is keyed by target, or by the `group_by` value (repo, team, service) with an
+    `all` roll-up computed from the pooled attempts, not averaged rates.
+    """
     prepare(con, targets)
     prepare_recovery(con)
     as_of = data_as_of(con)
@@ -80,8 +124,8 @@ def compute_metrics(
         "provisional": as_of is None or window.end > as_of - cfr,
         "stale": as_of is None or window.end > as_of,
     }
-    names = [t.name for t in targets]
-    results = target_metrics(con, names, window, as_of)
+    groups = _register_groups(con, targets, group_by)
+    results = group_metrics(con, groups, window, as_of)
     for name, extra in recovery_metrics(con, window).items():
         results[name] |= extra
     return {"window": header, "targets": results}

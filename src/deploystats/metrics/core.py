@@ -36,7 +36,7 @@ _DURATION_ELIGIBLE = (
 )
 
 _PER_TARGET = f"""
-SELECT a.target,
+SELECT g.grp,
        {", ".join(f"count(*) FILTER (outcome = '{o}') AS {k}" for o, k in OUTCOMES.items())},
        count(*) FILTER (counted) AS counted,
        count(*) FILTER (counted AND good) AS good,
@@ -54,9 +54,9 @@ SELECT a.target,
        count(*) FILTER (counted AND deploy_jobs > 0 AND roles_known AND on_secondary)
            AS on_secondary_n,
        count(*) FILTER (counted AND deploy_jobs > 0 AND NOT roles_known) AS unknown_runner_n
-FROM deployment_attempts a
+FROM deployment_attempts a JOIN _groups g USING (target, repo)
 WHERE {_IN_WINDOW}
-GROUP BY a.target
+GROUP BY g.grp
 """
 
 # Runs belong to the window of their attempt 1 (DESIGN §5).
@@ -70,28 +70,30 @@ latest AS (
            max(run_attempt) AS attempts
     FROM deployment_attempts GROUP BY ALL
 )
-SELECT f.target, count(*) AS runs,
+SELECT g.grp, count(*) AS runs,
        count(*) FILTER (l.latest_good) AS runs_good,
        count(*) FILTER (f.bad AND l.attempts > 1) AS retried
-FROM first f JOIN latest l USING (target, repo, run_id)
-GROUP BY f.target
+FROM first f JOIN latest l USING (target, repo, run_id) JOIN _groups g USING (target, repo)
+GROUP BY g.grp
 """
 
 # Pairs of counted attempts whose [started_at, completed_at) overlap, by the later start.
 _OVERLAPS = f"""
-SELECT b.target, count(*) AS overlapping_deploys
+SELECT g.grp, count(*) AS overlapping_deploys
 FROM deployment_attempts a
 JOIN deployment_attempts b ON a.target = b.target
     AND a.started_at < b.completed_at AND b.started_at < a.completed_at
     AND (a.started_at < b.started_at
          OR (a.started_at = b.started_at AND (a.repo, a.run_id, a.run_attempt)
                                               < (b.repo, b.run_id, b.run_attempt)))
+JOIN _groups g ON g.target = b.target AND g.repo = b.repo
 WHERE a.counted AND b.counted AND b.{_IN_WINDOW.replace(" AND ", " AND b.")}
-GROUP BY b.target
+GROUP BY g.grp
 """
 
 _RUNNER_ROLES_CONFIGURED = """
-SELECT DISTINCT target FROM _patterns WHERE kind LIKE 'primary_%' OR kind LIKE 'secondary_%'
+SELECT DISTINCT g.grp FROM _patterns p JOIN _groups g USING (target)
+WHERE p.kind LIKE 'primary_%' OR p.kind LIKE 'secondary_%'
 """
 
 
@@ -122,13 +124,13 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, window: Window) -> dict[str,
     return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
 
 
-def target_metrics(
+def group_metrics(
     con: duckdb.DuckDBPyConnection,
-    targets: list[str],
+    groups: list[str],
     window: Window,
     data_as_of: datetime | None,
 ) -> dict[str, dict[str, Any]]:
-    """The JSON-contract metrics of each target for a window (classification prepared)."""
+    """The JSON-contract metrics of each group of targets (`_groups`) for a window."""
     base = _rows(con, _PER_TARGET, window)
     runs = _rows(con, _RUNS, window)
     overlaps = _rows(con, _OVERLAPS, window)
@@ -136,8 +138,8 @@ def target_metrics(
     elapsed_end = min(window.end, data_as_of) if data_as_of else window.end
     elapsed_days = max((elapsed_end - window.start) / timedelta(days=1), 0.0)
     out = {}
-    for target in targets:
-        row = base.get(target, {})
+    for group in groups:
+        row = base.get(group, {})
 
         def count(key: str, row: dict[str, Any] = row) -> int:
             return int(row.get(key) or 0)
@@ -145,7 +147,7 @@ def target_metrics(
         counted, good = count("counted"), count("good")
         duration_q, duration_n = row.get("duration_q"), count("duration_n")
         queue_q, queue_n = row.get("queue_q"), count("queue_n")
-        run = runs.get(target, {})
+        run = runs.get(group, {})
         ci = wilson(good, counted)
         metrics: dict[str, Any] = {key: count(key) for key in OUTCOMES.values()}
         metrics |= {
@@ -165,14 +167,14 @@ def target_metrics(
             "pending_p50_s": row.get("pending_p50_s") if count("pending_n") >= 1 else None,
             "failover_share": (
                 _ratio(count("on_secondary_n"), count("roles_known_n"))
-                if target in with_roles
+                if group in with_roles
                 else None
             ),
             "unknown_runner_share": (
-                _ratio(count("unknown_runner_n"), counted) if target in with_roles else None
+                _ratio(count("unknown_runner_n"), counted) if group in with_roles else None
             ),
-            "overlapping_deploys": int(overlaps.get(target, {}).get("overlapping_deploys") or 0),
+            "overlapping_deploys": int(overlaps.get(group, {}).get("overlapping_deploys") or 0),
             "deploy_frequency_per_day": good / elapsed_days if elapsed_days > 0 else None,
         }
-        out[target] = metrics
+        out[group] = metrics
     return out

@@ -162,47 +162,51 @@ WHERE nth = 1 AND a.head_commit_at IS NOT NULL
 
 _STEPS = (_REDEPLOYS, _CHANGES, _SIGNALS, _INCIDENTS, _EPISODES)
 
-_PER_TARGET = """
-WITH t AS (SELECT target FROM _targets),
-incidents AS (
-    SELECT target, count(*) AS rollback_incidents FROM rollback_incidents
-    WHERE first_signal_at >= $start AND first_signal_at < $end GROUP BY target
+_PER_GROUP = """
+WITH incidents AS (
+    SELECT g.grp, count(*) AS rollback_incidents
+    FROM rollback_incidents i JOIN _groups g USING (target, repo)
+    WHERE first_signal_at >= $start AND first_signal_at < $end GROUP BY g.grp
 ),
 cfr AS (
-    SELECT c.target, count(*) AS changes,
+    SELECT g.grp, count(*) AS changes,
            count(*) FILTER (i.run_id IS NOT NULL
                             OR (tg.cfr_include_failed AND c.outcome IN ('failure', 'rolled_back')))
                AS failed_changes
-    FROM changes c JOIN _targets tg USING (target)
+    FROM changes c JOIN _targets tg USING (target) JOIN _groups g USING (target, repo)
     LEFT JOIN rollback_incidents i ON i.target = c.target AND i.answers_change
         AND i.repo = c.repo AND i.run_id = c.run_id AND i.run_attempt = c.run_attempt
     WHERE c.started_at >= $start AND c.started_at < $end
-    GROUP BY c.target
+    GROUP BY g.grp
 ),
 ended AS (
-    SELECT target, count(*) AS episodes, avg(restore_s) AS mttr_s,
+    SELECT g.grp, count(*) AS episodes, avg(restore_s) AS mttr_s,
            quantile_cont(restore_s, 0.5) AS restore_median_s,
            quantile_cont(restore_s, 0.9) AS restore_p90_s
-    FROM failure_episodes WHERE end_at >= $start AND end_at < $end GROUP BY target
+    FROM failure_episodes e JOIN _groups g USING (target, repo)
+    WHERE end_at >= $start AND end_at < $end GROUP BY g.grp
 ),
 open_at_end AS (
-    SELECT target, count(*) AS open_episodes FROM failure_episodes
-    WHERE start_at < $end AND (end_at IS NULL OR end_at >= $end) GROUP BY target
+    SELECT g.grp, count(*) AS open_episodes
+    FROM failure_episodes e JOIN _groups g USING (target, repo)
+    WHERE start_at < $end AND (end_at IS NULL OR end_at >= $end) GROUP BY g.grp
 ),
 lead AS (
-    SELECT target,
+    SELECT g.grp,
            count(*) FILTER (lead_time_s >= 0) AS lead_n,
            quantile_cont(lead_time_s, 0.5) FILTER (lead_time_s >= 0) AS lead_time_p50_s,
            count(*) FILTER (lead_time_s < 0) AS lead_time_negative
-    FROM lead_times WHERE started_at >= $start AND started_at < $end GROUP BY target
+    FROM lead_times l JOIN _groups g USING (target, repo)
+    WHERE started_at >= $start AND started_at < $end GROUP BY g.grp
 )
-SELECT t.target, coalesce(i.rollback_incidents, 0), coalesce(c.changes, 0),
+SELECT g.grp, coalesce(i.rollback_incidents, 0), coalesce(c.changes, 0),
        coalesce(c.failed_changes, 0), coalesce(e.episodes, 0), e.mttr_s, e.restore_median_s,
        e.restore_p90_s, coalesce(o.open_episodes, 0), coalesce(l.lead_n, 0),
        l.lead_time_p50_s, coalesce(l.lead_time_negative, 0)
-FROM t LEFT JOIN incidents i USING (target) LEFT JOIN cfr c USING (target)
-LEFT JOIN ended e USING (target) LEFT JOIN open_at_end o USING (target)
-LEFT JOIN lead l USING (target)
+FROM (SELECT DISTINCT grp FROM _groups) g
+LEFT JOIN incidents i USING (grp) LEFT JOIN cfr c USING (grp)
+LEFT JOIN ended e USING (grp) LEFT JOIN open_at_end o USING (grp)
+LEFT JOIN lead l USING (grp)
 """
 
 
@@ -213,14 +217,14 @@ def prepare_recovery(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def recovery_metrics(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, dict[str, Any]]:
-    """Rollback, change-failure, recovery and lead-time metrics of each target for a window."""
+    """Rollback, change-failure, recovery and lead-time metrics of each group for a window."""
     params = {"start": window.start, "end": window.end}
     con.execute(_LEAD_TIMES, params)
     out = {}
-    for row in con.execute(_PER_TARGET, params).fetchall():
-        (target, incidents, changes, failed, episodes, mttr, median, p90, open_n, lead_n,
+    for row in con.execute(_PER_GROUP, params).fetchall():
+        (group, incidents, changes, failed, episodes, mttr, median, p90, open_n, lead_n,
          lead_p50, negative) = row  # fmt: skip
-        out[target] = {
+        out[group] = {
             "lead_time_n": lead_n,
             "lead_time_p50_s": lead_p50 if lead_n >= 1 else None,
             "lead_time_negative": negative,
