@@ -6,12 +6,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from deploystats.config import Settings, Target
+from deploystats.ingest import import_dumps
+from deploystats.simulate import DEMO_TARGET, Simulation, simulate, write_dumps
 from deploystats.store import Store
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -66,3 +70,22 @@ def app_key() -> tuple[str, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return private, public
+
+
+DEMO_END = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday: the simulated history ends here
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path, Settings]:
+    """The simulated history (seed 7) imported into a DuckDB file, with the demo target and
+    its drill excluded: (simulation, database path, settings)."""
+    folder = tmp_path_factory.mktemp("demo")
+    sim = simulate(seed=7, end=DEMO_END)
+    paths = write_dumps(sim, folder / "dumps")
+    db = folder / "db.duckdb"
+    import_dumps(
+        Store(db), [paths[k] for k in ("runs", "jobs", "deployments", "deployment_statuses")]
+    )
+    drills = [row["run_id"] for row in sim.ledger if row["drill"]]
+    target = {**DEMO_TARGET, "exclude": [{"runs": drills, "reason": "rollback drill"}]}
+    return sim, db, Settings(targets=[Target.model_validate(target)])

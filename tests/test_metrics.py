@@ -16,28 +16,12 @@ import pytest
 import deploystats
 from deploystats.config import Settings, Target
 from deploystats.errors import ConfigError
-from deploystats.ingest import import_dumps
 from deploystats.metrics import prepare, wilson
 from deploystats.metrics.windows import WindowError, iso_week, last_complete_week, month
-from deploystats.simulate import DEMO_TARGET, Simulation, simulate, write_dumps
-from deploystats.store import Store, connect
+from deploystats.simulate import Simulation
+from deploystats.store import connect
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path, Settings]:
-    """The simulated history imported into a DuckDB file, with the demo target."""
-    folder = tmp_path_factory.mktemp("demo")
-    sim = simulate(seed=7, end=NOW)
-    paths = write_dumps(sim, folder / "dumps")
-    db = folder / "db.duckdb"
-    import_dumps(
-        Store(db), [paths[k] for k in ("runs", "jobs", "deployments", "deployment_statuses")]
-    )
-    drills = [row["run_id"] for row in sim.ledger if row["drill"]]
-    target = {**DEMO_TARGET, "exclude": [{"runs": drills, "reason": "rollback drill"}]}
-    return sim, db, Settings(targets=[Target.model_validate(target)])
 
 
 def attempts(db: Path, settings: Settings) -> dict[tuple[int, int], dict[str, Any]]:

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from deploystats.config import Settings, db_path, load_settings
-from deploystats.metrics import compute_metrics, prepare, resolve_window, select_targets
+from deploystats.metrics import (
+    compute_metrics,
+    data_as_of,
+    prepare,
+    resolve_window,
+    select_targets,
+    window_metrics,
+)
+from deploystats.metrics.recovery import prepare_recovery
+from deploystats.metrics.slo import evaluate_slos
 from deploystats.metrics.windows import Window
 from deploystats.store import connect
 
@@ -75,6 +84,28 @@ class Deploystats:
         chosen = select_targets(self.settings, target)
         with self._read() as con:
             return compute_metrics(con, chosen, window or self.window(**when), group_by=group_by)
+
+    def slos(self, *, window: Window | None = None, **when: Any) -> dict[str, Any]:
+        """Every configured SLO for the requested period (DESIGN §6)."""
+        period = window or self.window(**when)
+        targets = list(self.settings.targets)
+        with self._read() as con:
+            prepare(con, targets)
+            prepare_recovery(con)
+            results = evaluate_slos(
+                con, self.settings, period, lambda chosen, span: window_metrics(con, chosen, span)
+            )
+            as_of = data_as_of(con)
+        return {
+            "period": {
+                "start": period.start.isoformat(),
+                "end": period.end.isoformat(),
+                "label": period.label,
+                "timezone": period.timezone,
+                "data_as_of": as_of.isoformat() if as_of else None,
+            },
+            "slos": results,
+        }
 
     def attempts(
         self, *, target: str | None = None, window: Window | None = None, **when: Any

@@ -301,6 +301,66 @@ def metrics(
         _print_table(result)
 
 
+@cli.command(epilog="Example: deploystats slo --week 2026-W47")
+@window_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.pass_obj
+def slo(
+    obj: Context,
+    week: str | None,
+    month: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
+    """Every configured SLO: SLI, error budget, burn rate and status (DESIGN §6)."""
+    from deploystats.api import Deploystats
+
+    ds = Deploystats(obj.db, config=obj.settings(required=True))
+    result = ds.slos(week=week, month=month, since=since, until=until)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich import box
+    from rich.table import Table
+
+    period = result["period"]
+    table = Table(
+        title=f"SLOs for {period['label']} (data as of {period['data_as_of'] or 'never'})",
+        box=box.ROUNDED,
+    )
+    for column in (
+        "slo",
+        "target",
+        "window",
+        "SLI",
+        "objective",
+        "n",
+        "budget left",
+        "burn",
+        "status",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("slo", "target", "status") else "right"
+        )
+    for item in result["slos"]:
+        metric = item["metric"]
+        table.add_row(
+            item["name"],
+            str(item["target"]),
+            item["window"]["label"],
+            _cell(metric, item.get("sli")),
+            f"{item['op']} {_cell(metric, item['objective'])}",
+            _cell("n", item.get("n")),
+            _cell("_share", item.get("budget_remaining")),
+            _cell("x", item.get("burn_rate")),
+            item["status"].replace("_", " "),
+        )
+    out.print(table)
+
+
 def _print_csv(result: dict[str, Any]) -> None:
     rows = []
     for name, values in result["targets"].items():
@@ -324,7 +384,7 @@ def _cell(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if key.endswith(("_rate", "_share", "_ci")):
+        if key.endswith(("_rate", "_share", "_ci", "availability")):
             return f"{value:.1%}"
         return f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)

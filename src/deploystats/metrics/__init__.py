@@ -26,6 +26,7 @@ __all__ = [
     "resolve_window",
     "select_targets",
     "wilson",
+    "window_metrics",
 ]
 
 # The end of the last successful sync of the scopes a target reads; for imported data, the
@@ -113,6 +114,17 @@ def compute_metrics(
     """
     prepare(con, targets)
     prepare_recovery(con)
+    return window_metrics(con, targets, window, group_by=group_by)
+
+
+def window_metrics(
+    con: duckdb.DuckDBPyConnection,
+    targets: Sequence[Target],
+    window: Window,
+    *,
+    group_by: str | None = None,
+) -> dict[str, Any]:
+    """compute_metrics on a connection where prepare() and prepare_recovery() already ran."""
     as_of = data_as_of(con)
     cfr = max((t.cfr_window for t in targets), default=timedelta(0))
     header = {
