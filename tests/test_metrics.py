@@ -280,3 +280,38 @@ def test_group_by_repo_keys_the_result_by_repository(demo: Any) -> None:
     single = deploystats.open(db, config=settings).metrics(week="2026-W47")
     assert list(result["targets"]) == ["acme/platform", "all"]
     assert result["targets"]["acme/platform"] == single["targets"]["production"]
+
+
+@pytest.mark.parametrize("week", ["2026-W40", "2026-W47"])
+def test_explain_returns_the_rows_each_number_is_made_of(demo: Any, week: str) -> None:
+    _, db, settings = demo
+    ds = deploystats.open(db, config=settings)
+    numbers = ds.metrics(week=week)["targets"]["production"]
+
+    attempts = ds.explain("success_rate", week=week)
+    assert int(attempts["counted"].sum()) == numbers["counted"]
+    assert (attempts["outcome"] == "success").sum() == numbers["successes"]
+    durations = ds.explain("duration_p50_s", week=week)
+    assert len(durations) == numbers["duration_n"]
+    assert float(np.quantile(durations["duration_s"], 0.5)) == pytest.approx(
+        numbers["duration_p50_s"]
+    )
+    assert len(ds.rollbacks(week=week)) == numbers["rollback_incidents"]
+    changes = ds.explain("change_failure_rate", week=week)
+    assert len(changes) == numbers["changes"]
+    assert changes["failed_change"].mean() == pytest.approx(numbers["change_failure_rate"])
+    episodes = ds.episodes(week=week)
+    ended = episodes[episodes["end_at"].notna()]
+    assert len(ended[ended["end_at"] < ds.window(week=week).end]) == numbers["episodes"]
+    assert all(
+        url.startswith("https://github.com/acme/platform/actions/runs/")
+        for url in attempts["html_url"]
+    )
+
+
+def test_explain_of_an_unknown_metric_says_what_to_name(demo: Any) -> None:
+    _, db, settings = demo
+    with pytest.raises(
+        ConfigError, match=r"unknown metric 'speed': name a key of `deploystats metrics"
+    ):
+        deploystats.open(db, config=settings).explain("speed", week="2026-W47")

@@ -23,6 +23,7 @@ from deploystats.metrics import (
     select_targets,
     window_metrics,
 )
+from deploystats.metrics.explain import explain_rows
 from deploystats.metrics.recovery import prepare_recovery
 from deploystats.metrics.slo import evaluate_slos
 from deploystats.metrics.windows import Window
@@ -106,6 +107,29 @@ class Deploystats:
             },
             "slos": results,
         }
+
+    def explain(
+        self, metric: str, *, target: str | None = None, window: Window | None = None, **when: Any
+    ) -> pd.DataFrame:
+        """The rows behind one metric of one target (default: the only or first target)."""
+        chosen = select_targets(self.settings, target)[:1]
+        span = window or self.window(**when)
+        with self._read() as con:
+            prepare(con, chosen)
+            prepare_recovery(con)
+            return explain_rows(con, metric, chosen[0].name, span)
+
+    def rollbacks(
+        self, *, target: str | None = None, window: Window | None = None, **when: Any
+    ) -> pd.DataFrame:
+        """Rollback incidents whose first signal falls in the window, with evidence URLs."""
+        return self.explain("rollback_incidents", target=target, window=window, **when)
+
+    def episodes(
+        self, *, target: str | None = None, window: Window | None = None, **when: Any
+    ) -> pd.DataFrame:
+        """Failure episodes ending in the window or open at its end."""
+        return self.explain("episodes", target=target, window=window, **when)
 
     def attempts(
         self, *, target: str | None = None, window: Window | None = None, **when: Any

@@ -361,6 +361,43 @@ def slo(
     out.print(table)
 
 
+@cli.command(epilog="Example: deploystats explain rollback_incidents --week 2026-W47")
+@click.argument("metric")
+@click.option("--target", help="the target (default: the first configured)")
+@window_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True
+)
+@click.pass_obj
+def explain(
+    obj: Context,
+    metric: str,
+    target: str | None,
+    week: str | None,
+    month: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
+    """The rows behind a metric, with their GitHub URLs."""
+    from deploystats.api import Deploystats
+
+    ds = Deploystats(obj.db, config=obj.settings(required=True))
+    frame = ds.explain(metric, target=target, week=week, month=month, since=since, until=until)
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"{metric}: {len(frame)} rows", box=box.SIMPLE)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*("-" if value is None else str(value) for value in row))
+    out.print(table)
+
+
 def _print_csv(result: dict[str, Any]) -> None:
     rows = []
     for name, values in result["targets"].items():

@@ -143,7 +143,7 @@ FROM next_good n LEFT JOIN rescued r USING (target, run_id)
 
 # Lead time: the first successful attempt deploying a sha (searched within history_days),
 # completed_at minus the head commit's timestamp. Head commit only.
-_LEAD_TIMES = """
+LEAD_TIMES = """
 CREATE OR REPLACE TEMP TABLE lead_times AS
 SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at,
        epoch(a.completed_at) - epoch(a.head_commit_at) AS lead_time_s
@@ -219,7 +219,7 @@ def prepare_recovery(con: duckdb.DuckDBPyConnection) -> None:
 def recovery_metrics(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, dict[str, Any]]:
     """Rollback, change-failure, recovery and lead-time metrics of each group for a window."""
     params = {"start": window.start, "end": window.end}
-    con.execute(_LEAD_TIMES, params)
+    con.execute(LEAD_TIMES, params)
     out = {}
     for row in con.execute(_PER_GROUP, params).fetchall():
         (group, incidents, changes, failed, episodes, mttr, median, p90, open_n, lead_n,
