@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+import deploystats
 from deploystats.config import Settings
 from tests.conftest import lock_held
 
@@ -146,10 +147,20 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     sim = simulate(seed=5)
     total = len(sim.runs) + len(sim.jobs) + len(sim.deployments) + len(sim.deployment_statuses)
-    assert done.stdout.strip() == (
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
         f"demo: simulated {len(sim.ledger):,} attempts (seed 5) into data/sample; "
         f"loaded {total:,} objects into data/deploystats.duckdb"
     )
+    ds = deploystats.open(
+        tmp_path / "data/deploystats.duckdb", config=tmp_path / "data/sample/deploystats.yml"
+    )
+    week = ds.metrics()["targets"]["production"]
+    assert any(re.fullmatch(rf"│ counted\s+│\s+{week['counted']} │", line) for line in lines)
+    statuses = [item["status"].replace("_", " ") for item in ds.slos()["slos"]]
+    assert [
+        line.split("│")[-2].strip() for line in lines if line.startswith("│ deploy-")
+    ] == statuses
     con = duckdb.connect(str(tmp_path / "data/deploystats.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(len(sim.runs),)]

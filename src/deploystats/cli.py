@@ -322,43 +322,8 @@ def slo(
     result = ds.slos(week=week, month=month, since=since, until=until)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
-        return
-    from rich import box
-    from rich.table import Table
-
-    period = result["period"]
-    table = Table(
-        title=f"SLOs for {period['label']} (data as of {period['data_as_of'] or 'never'})",
-        box=box.ROUNDED,
-    )
-    for column in (
-        "slo",
-        "target",
-        "window",
-        "SLI",
-        "objective",
-        "n",
-        "budget left",
-        "burn",
-        "status",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("slo", "target", "status") else "right"
-        )
-    for item in result["slos"]:
-        metric = item["metric"]
-        table.add_row(
-            item["name"],
-            str(item["target"]),
-            item["window"]["label"],
-            _cell(metric, item.get("sli")),
-            f"{item['op']} {_cell(metric, item['objective'])}",
-            _cell("n", item.get("n")),
-            _cell("_share", item.get("budget_remaining")),
-            _cell("x", item.get("burn_rate")),
-            item["status"].replace("_", " "),
-        )
-    out.print(table)
+    else:
+        _print_slos(result)
 
 
 @cli.command(epilog="Example: deploystats explain rollback_incidents --week 2026-W47")
@@ -395,6 +360,45 @@ def explain(
         table.add_column(str(column), overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*("-" if value is None else str(value) for value in row))
+    out.print(table)
+
+
+def _print_slos(result: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    period = result["period"]
+    table = Table(
+        title=f"SLOs for {period['label']} (data as of {period['data_as_of'] or 'never'})",
+        box=box.ROUNDED,
+    )
+    for column in (
+        "slo",
+        "target",
+        "window",
+        "SLI",
+        "objective",
+        "n",
+        "budget left",
+        "burn",
+        "status",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("slo", "target", "status") else "right"
+        )
+    for item in result["slos"]:
+        metric = item["metric"]
+        table.add_row(
+            item["name"],
+            str(item["target"]),
+            item["window"]["label"],
+            _cell(metric, item.get("sli")),
+            f"{item['op']} {_cell(metric, item['objective'])}",
+            _cell("n", item.get("n")),
+            _cell("_share", item.get("budget_remaining")),
+            _cell("x", item.get("burn_rate")),
+            item["status"].replace("_", " "),
+        )
     out.print(table)
 
 
@@ -461,19 +465,29 @@ def _print_table(result: dict[str, Any]) -> None:
 )
 @click.pass_obj
 def demo(obj: Context, seed: int, data_dir: Path) -> None:
-    """Simulated history -> dumps -> database, offline and without a token."""
+    """Simulated history -> dumps -> database -> metrics and SLOs, offline, no token."""
+    import yaml
+
+    from deploystats.api import Deploystats
     from deploystats.ingest import import_dumps
-    from deploystats.simulate import simulate, write_dumps
+    from deploystats.simulate import demo_config, simulate, write_dumps
 
     sim = simulate(seed=seed)
     paths = write_dumps(sim, data_dir)
     kinds = ("runs", "jobs", "deployments", "deployment_statuses")
     files = [paths[kind] for kind in kinds if kind in paths]
     result = import_dumps(obj.store(), files, repo=None)
+    config_file = data_dir / "deploystats.yml"
+    config = demo_config(sim)
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     out.print(
         f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}) into {data_dir}; "
         f"loaded {result.total:,} objects into {obj.db}"
     )
+    ds = Deploystats(obj.db, config=Settings.model_validate(config))
+    _print_table(ds.metrics())
+    _print_slos(ds.slos())
+    out.print(f"next: deploystats --db {obj.db} --config {config_file} explain success_rate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

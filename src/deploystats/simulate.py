@@ -130,6 +130,48 @@ DEMO_TARGET: dict[str, Any] = {
 }  # fmt: skip
 """The target the ledger outcomes assume; add `exclude` with the run ids of the drill rows."""
 
+
+def demo_config(sim: Simulation) -> dict[str, Any]:
+    """deploystats.yml for the simulated team: the demo target with its drill excluded, and
+    the SLOs of the seed's status documents."""
+    drills = sorted({row["run_id"] for row in sim.ledger if row["drill"]})
+    target = {**DEMO_TARGET, "team": "sre", "service": "platform",
+              "exclude": [{"runs": drills, "reason": "rollback drill"}]}  # fmt: skip
+    slo = {"target": "production"}
+    return {
+        "timezone": "UTC",
+        "github": {"repos": [REPO]},
+        "targets": [target],
+        "slos": [
+            {
+                **slo,
+                "name": "deploy-success",
+                "metric": "success_rate",
+                "op": ">=",
+                "objective": 0.95,
+                "window": "28d",
+            },
+            {
+                **slo,
+                "name": "deploy-p95",
+                "metric": "duration_p95_s",
+                "op": "<=",
+                "objective": 600,
+                "window": "week",
+            },
+            {
+                **slo,
+                "name": "deploy-fast",
+                "metric": "fast_share",
+                "threshold_s": 600,
+                "op": ">=",
+                "objective": 0.95,
+                "window": "28d",
+            },
+        ],
+    }
+
+
 _TEAM = (
     ("noor-haddad", 48213377, "Noor Haddad"), ("pkowalczyk", 31877120, "Piotr Kowalczyk"),
     ("lena-fischer", 52290418, "Lena Fischer"), ("dmitri-volkov", 27784301, "Dmitri Volkov"),
