@@ -178,7 +178,8 @@ WHERE NOT EXISTS (SELECT 1 FROM _patterns p WHERE p.target = t.target AND p.kind
               WHERE p.target = t.target AND p.kind = v.kind AND v.value GLOB p.pattern)
 """
 
-# Every attempt of the deploy and rollback workflows of each target.
+# Every attempt of the deploy and rollback workflows of each target; branches and events
+# filter deploy runs only (a rollback is often dispatched from another ref).
 _RUNS = """
 CREATE OR REPLACE TEMP TABLE _runs AS
 SELECT s.target, s.is_rollback, r.repo, r.run_id, r.run_attempt, r.workflow_name,
@@ -188,10 +189,11 @@ SELECT s.target, s.is_rollback, r.repo, r.run_id, r.run_attempt, r.workflow_name
 FROM workflow_runs r
 JOIN _scopes s ON s.repo = r.repo AND s.workflow_path IS NOT DISTINCT FROM r.workflow_path
     AND s.workflow_name IS NOT DISTINCT FROM r.workflow_name
-SEMI JOIN _filters_ok b ON b.target = s.target AND b.kind = 'branch'
-    AND b.value IS NOT DISTINCT FROM r.head_branch
-SEMI JOIN _filters_ok e ON e.target = s.target AND e.kind = 'event'
-    AND e.value IS NOT DISTINCT FROM r.event
+WHERE s.is_rollback OR (
+    EXISTS (SELECT 1 FROM _filters_ok b WHERE b.target = s.target AND b.kind = 'branch'
+            AND b.value IS NOT DISTINCT FROM r.head_branch)
+    AND EXISTS (SELECT 1 FROM _filters_ok e WHERE e.target = s.target AND e.kind = 'event'
+                AND e.value IS NOT DISTINCT FROM r.event))
 """
 
 _JOB_NAMES = """
@@ -225,8 +227,10 @@ matched AS (
 SELECT * FROM matched
 """
 
-# A step ran when its conclusion is neither skipped nor empty; rollback steps by name,
-# case-insensitively (patterns are stored lower-case).
+# A job with a step that is not skipped may have executed (an empty conclusion: still
+# running); a step *ran* when its conclusion is neither skipped nor empty, which is what a
+# rollback step must have done. Rollback steps match by name, case-insensitively (patterns
+# are stored lower-case).
 _STEP_FACTS = """
 CREATE OR REPLACE TEMP TABLE _rollback_names AS
 WITH names AS (SELECT DISTINCT lower(name) AS name FROM job_steps)
@@ -235,7 +239,7 @@ FROM names n JOIN _patterns p ON p.kind = 'rollback_step' AND n.name GLOB p.patt
 
 CREATE OR REPLACE TEMP TABLE _step_facts AS
 SELECT r.target, s.repo, s.job_id,
-       bool_or(s.conclusion NOT IN ('skipped', '')) AS any_ran,
+       bool_or(s.conclusion <> 'skipped') AS any_not_skipped,
        bool_or(s.conclusion NOT IN ('skipped', '') AND n.name IS NOT NULL) AS rollback_ran
 FROM _runs r
 JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
@@ -256,7 +260,7 @@ SELECT r.target, j.repo, j.run_id, j.run_attempt, j.job_id, j.name, j.conclusion
            AS runner_role,
        coalesce(rr.primary_match AND rr.secondary_match, false) AS role_conflict,
        j.started_at >= r.run_started_at AND j.conclusion <> 'skipped'
-           AND (j.runner_name IS NOT NULL OR coalesce(f.any_ran, false)) AS executed
+           AND (j.runner_name IS NOT NULL OR coalesce(f.any_not_skipped, false)) AS executed
 FROM _runs r
 JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
 LEFT JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
@@ -340,7 +344,12 @@ classified AS (
     SELECT timed.*,
            (SELECT string_agg(x.reason, '; ') FROM _exclusions x
             WHERE x.target = timed.target AND (x.run_id = timed.run_id
-                  OR (x.from_at < timed.completed_at AND timed.started_at < x.to_at)))
+                  -- [started_at, completed_at) overlaps [from, to); without a completion
+                  -- (or with none later than the start) the attempt is the instant it started
+                  OR (timed.completed_at > timed.started_at
+                      AND x.from_at < timed.completed_at AND timed.started_at < x.to_at)
+                  OR (coalesce(timed.completed_at <= timed.started_at, true)
+                      AND x.from_at <= timed.started_at AND timed.started_at < x.to_at)))
                AS excluded_reason
     FROM timed
 )

@@ -141,23 +141,27 @@ SELECT n.target, n.repo, n.run_id, n.run_attempt, n.start_at,
 FROM next_good n LEFT JOIN rescued r USING (target, run_id)
 """
 
-# Lead time: the first successful attempt deploying a sha (searched within history_days),
-# completed_at minus the head commit's timestamp. Head commit only.
+# Lead time: for attempts of lead_time_events, completed_at of the first successful attempt
+# deploying a sha (no successful attempt of it, whatever its event, within history_days
+# before) minus the head commit's timestamp. Head commit only.
 LEAD_TIMES = """
 CREATE OR REPLACE TEMP TABLE lead_times AS
-SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at,
-       epoch(a.completed_at) - epoch(a.head_commit_at) AS lead_time_s
-FROM (
-    SELECT *, row_number() OVER (PARTITION BY target, deployed_sha
-                                 ORDER BY completed_at, run_id, run_attempt) AS nth
-    FROM deployment_attempts a
-    WHERE good AND started_at >= $start - to_days(
-        (SELECT history_days FROM _targets t WHERE t.target = a.target))
-      AND started_at < $end
-      AND event IN (SELECT pattern FROM _patterns p WHERE p.target = a.target
-                    AND p.kind = 'lead_event')
-) a
-WHERE nth = 1 AND a.head_commit_at IS NOT NULL
+WITH good AS (
+    SELECT a.*, t.history_days,
+           lag(a.started_at) OVER (PARTITION BY a.target, a.deployed_sha
+                                   ORDER BY a.started_at, a.run_id, a.run_attempt)
+               AS previous_started_at
+    FROM deployment_attempts a JOIN _targets t USING (target)
+    WHERE a.good AND a.completed_at IS NOT NULL
+)
+SELECT g.target, g.repo, g.run_id, g.run_attempt, g.started_at,
+       epoch(g.completed_at) - epoch(g.head_commit_at) AS lead_time_s
+FROM good g
+WHERE g.started_at >= $start AND g.started_at < $end AND g.head_commit_at IS NOT NULL
+  AND (g.previous_started_at IS NULL
+       OR g.previous_started_at < g.started_at - to_days(g.history_days))
+  AND g.event IN (SELECT pattern FROM _patterns p WHERE p.target = g.target
+                  AND p.kind = 'lead_event')
 """
 
 _STEPS = (_REDEPLOYS, _CHANGES, _SIGNALS, _INCIDENTS, _EPISODES)
