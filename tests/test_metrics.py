@@ -315,3 +315,48 @@ def test_explain_of_an_unknown_metric_says_what_to_name(demo: Any) -> None:
         ConfigError, match=r"unknown metric 'speed': name a key of `deploystats metrics"
     ):
         deploystats.open(db, config=settings).explain("speed", week="2026-W47")
+
+
+def test_a_week_across_a_dst_change_counts_attempts_of_seven_local_days(demo: Any) -> None:
+    sim, db, settings = demo
+    berlin = settings.model_copy(update={"timezone": "Europe/Berlin"})
+    result = deploystats.open(db, config=berlin).metrics(week="2026-W43")
+    # 2026-W43 in Berlin: Mon 19 Oct 00:00 CEST (18 Oct 22:00Z) to Mon 26 Oct 00:00 CET (23:00Z)
+    assert (result["window"]["start"], result["window"]["end"]) == (
+        "2026-10-18T22:00:00+00:00",
+        "2026-10-25T23:00:00+00:00",
+    )
+    run_started = {(r["id"], r["run_attempt"]): r["run_started_at"] for r in sim.runs}
+    start, end = datetime(2026, 10, 18, 22, tzinfo=UTC), datetime(2026, 10, 25, 23, tzinfo=UTC)
+    expected = 0
+    for key, row in ledger_deploys(sim).items():
+        began = parse(row["deploy_started_at"] or run_started[key])
+        expected += bool(began and start <= began < end and row["outcome"] == "success")
+    assert result["targets"]["production"]["successes"] == expected
+
+
+@pytest.mark.slow
+def test_the_metric_suites_pass_under_a_non_utc_machine_timezone() -> None:
+    """DuckDB follows the machine's TZ unless told otherwise: every number must not move."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TZ": "America/Los_Angeles"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_metrics.py",
+            "tests/test_slo.py",
+            "-k",
+            "not non_utc_machine",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
