@@ -360,3 +360,25 @@ def test_the_metric_suites_pass_under_a_non_utc_machine_timezone() -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_a_target_without_any_deploy_run_reports_zero_or_null_metrics(demo: Any) -> None:
+    sim, db, settings = demo
+    base = settings.targets[0].model_dump(by_alias=True)
+    nothing = Settings(targets=[Target.model_validate({**base, "branches": ["no-such-branch"]})])
+    production = deploystats.open(db, config=nothing).metrics(week="2026-W47")["targets"][
+        "production"
+    ]
+    full = deploystats.open(db, config=settings).metrics(week="2026-W47")["targets"]["production"]
+    assert set(production) == set(full)
+    # rollback-workflow runs are not filtered by branch: each answers no change, and stands alone
+    week = iso_week("2026-W47")
+    rollbacks = {
+        r["id"]
+        for r in sim.runs
+        if r["path"].endswith("rollback-production.yml")
+        and week.start <= parse(r["run_started_at"]) < week.end  # type: ignore[operator]
+    }
+    assert {k: v for k, v in production.items() if v not in (0, None, 0.0)} == (
+        {"rollback_incidents": len(rollbacks)} if rollbacks else {}
+    )

@@ -138,6 +138,6 @@ def window_metrics(
     }
     groups = _register_groups(con, targets, group_by)
     results = group_metrics(con, groups, window, as_of)
-    for name, extra in recovery_metrics(con, window).items():
+    for name, extra in recovery_metrics(con, groups, window).items():
         results[name] |= extra
     return {"window": header, "targets": results}

@@ -220,14 +220,18 @@ def prepare_recovery(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(sql)
 
 
-def recovery_metrics(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, dict[str, Any]]:
-    """Rollback, change-failure, recovery and lead-time metrics of each group for a window."""
+def recovery_metrics(
+    con: duckdb.DuckDBPyConnection, groups: list[str], window: Window
+) -> dict[str, dict[str, Any]]:
+    """Rollback, change-failure, recovery and lead-time metrics of each group for a window
+    (a group without data gets zero counts and null values)."""
     params = {"start": window.start, "end": window.end}
     con.execute(LEAD_TIMES, params)
+    rows = {row[0]: row[1:] for row in con.execute(_PER_GROUP, params).fetchall()}
     out = {}
-    for row in con.execute(_PER_GROUP, params).fetchall():
-        (group, incidents, changes, failed, episodes, mttr, median, p90, open_n, lead_n,
-         lead_p50, negative) = row  # fmt: skip
+    for group in groups:
+        (incidents, changes, failed, episodes, mttr, median, p90, open_n, lead_n, lead_p50,
+         negative) = rows.get(group, (0, 0, 0, 0, None, None, None, 0, 0, None, 0))  # fmt: skip
         out[group] = {
             "lead_time_n": lead_n,
             "lead_time_p50_s": lead_p50 if lead_n >= 1 else None,
