@@ -391,7 +391,10 @@ def classify(history: Any, target: dict[str, Any] | None = None) -> list[dict[st
             "excluded_reason": None,
         }
         attempt["excluded_reason"] = _excluded(attempt, opts["exclude"])
-        attempt["outcome"] = _outcome(attempt, conclusion, bool(deploy), step_ran)
+        # DECIDED: with no job data at all rules 2 and 3 cannot tell; they apply only to
+        # attempts whose jobs were seen (a job-less success is a success, timed by the run).
+        has_jobs = bool(jobs.get((repo, run_id, n)))
+        attempt["outcome"] = _outcome(attempt, conclusion, bool(deploy) or not has_jobs, step_ran)
         attempt["counted"] = attempt["outcome"] in ("success", "failure", "rolled_back") or (
             attempt["outcome"] == "aborted" and opts["cancelled"] == "failure"
         )

@@ -427,9 +427,20 @@ runs:
 def test_neutral_run_without_a_deploy_job_is_not_deployed() -> None:
     text = """
 runs:
-  - {id: 1, started: 2026-11-17T10:00:00Z, conclusion: neutral}
+  - {id: 1, started: 2026-11-17T10:00:00Z, conclusion: neutral, jobs: [
+      {name: deploy, conclusion: skipped}]}
 """
     assert outcomes(text) == {(1, 1): "not_deployed"}
+
+
+def test_without_job_data_a_run_counts_by_its_conclusion() -> None:
+    # DECIDED: rules 2 and 3 need job data; a job-less run is timed by the run (timing 'run')
+    text = """
+runs:
+  - {id: 1, started: 2026-11-17T10:00:00Z, conclusion: success}
+  - {id: 2, started: 2026-11-17T11:00:00Z, conclusion: cancelled}
+"""
+    assert outcomes(text) == {(1, 1): "success", (2, 1): "aborted"}
 
 
 def test_neutral_run_with_a_deploy_job_is_not_counted() -> None:

@@ -30,14 +30,15 @@ __all__ = [
 ]
 
 # The end of the last successful sync of the scopes a target reads; for imported data, the
-# newest updated_at among its runs.
+# newest updated_at among the runs of its repositories.
 _DATA_AS_OF = """
-WITH repos AS (SELECT DISTINCT repo FROM _runs),
+WITH repos AS (SELECT DISTINCT repo FROM _scopes),
 synced AS (
     SELECT min(s.cursor) AS as_of FROM sync_state s
     WHERE s.source = 'github' AND split_part(s.scope, ':', 1) IN (SELECT repo FROM repos)
 )
-SELECT coalesce((SELECT as_of FROM synced), (SELECT max(updated_at) FROM _runs))
+SELECT coalesce((SELECT as_of FROM synced),
+                (SELECT max(updated_at) FROM workflow_runs WHERE repo IN (SELECT repo FROM repos)))
 """
 
 

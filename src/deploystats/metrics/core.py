@@ -135,7 +135,8 @@ def group_metrics(
     runs = _rows(con, _RUNS, window)
     overlaps = _rows(con, _OVERLAPS, window)
     with_roles = {row[0] for row in con.execute(_RUNNER_ROLES_CONFIGURED).fetchall()}
-    elapsed_end = min(window.end, data_as_of) if data_as_of else window.end
+    # no data at all, or none reaching into the window: no frequency (not zero)
+    elapsed_end = min(window.end, data_as_of) if data_as_of else window.start
     elapsed_days = max((elapsed_end - window.start) / timedelta(days=1), 0.0)
     out = {}
     for group in groups:
