@@ -24,6 +24,7 @@ from deploystats.metrics import (
     window_metrics,
 )
 from deploystats.metrics.explain import explain_rows
+from deploystats.metrics.prometheus import prometheus_metrics
 from deploystats.metrics.recovery import prepare_recovery
 from deploystats.metrics.slo import evaluate_slos
 from deploystats.metrics.windows import Window
@@ -82,9 +83,14 @@ class Deploystats:
         **when: Any,
     ) -> dict[str, Any]:
         """The JSON contract of `deploystats metrics` as a dict (window: see `window()`)."""
-        chosen = select_targets(self.settings, target)
+        span = window or self.window(**when)
+        prom = self.settings.prometheus
+        chosen = select_targets(self.settings, target) if self.settings.targets or not prom else []
         with self._read() as con:
-            return compute_metrics(con, chosen, window or self.window(**when), group_by=group_by)
+            result = compute_metrics(con, chosen, span, group_by=group_by)
+            if prom is not None and prom.queries:
+                result["prometheus"] = prometheus_metrics(con, prom, span)
+        return result
 
     def slos(self, *, window: Window | None = None, **when: Any) -> dict[str, Any]:
         """Every configured SLO for the requested period (DESIGN §6)."""

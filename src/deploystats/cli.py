@@ -124,6 +124,36 @@ def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None
     out.print(f"imported {result.files} files into {obj.db}: {parts or 'nothing'}")
 
 
+@import_.command(
+    "prometheus",
+    epilog="Example: curl -s 'http://prom:9090/api/v1/query_range?query=up&start=...&end=...&step=60'"
+    " > up.json && deploystats import prometheus up.json --query runner_up --step 60s",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--query", required=True, help="the name the samples are stored under (prometheus.queries)"
+)
+@click.option("--step", help="the sampling step of query_range output, e.g. 60s (coverage)")
+@click.pass_obj
+def import_prometheus_cmd(
+    obj: Context, files: Sequence[Path], query: str, step: str | None
+) -> None:
+    """Import saved Prometheus query responses (matrix results; full response or result list)."""
+    from deploystats.prom import import_prometheus
+
+    step_s = None
+    if step is not None:
+        try:
+            step_s = parse_duration(step).total_seconds()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--step") from None
+    result = import_prometheus(obj.store(), files, query=query, step_s=step_s)
+    out.print(
+        f"imported {len(files)} files into {obj.db} as {query}: {result.series:,} series, "
+        f"{result.samples:,} samples read"
+    )
+
+
 @cli.group()
 def sync() -> None:
     """Fetch new data from the configured sources."""

@@ -126,6 +126,36 @@ class Target(_Model):
     exclude: list[Exclusion] = []
 
 
+class BasicAuth(_Model):
+    username: str
+    password_env: str
+
+
+class PromAuthSettings(_Model):
+    bearer_token_env: str | None = None
+    basic: BasicAuth | None = None
+
+
+class PromQuery(_Model):
+    """A named Prometheus query (DESIGN §4): plain selectors of kind availability/alerts are
+    fetched as raw samples, anything else through query_range at `step`."""
+
+    expr: str
+    kind: Literal["availability", "alerts", "series"] = "series"
+    step: Duration = timedelta(seconds=60)
+    group_by: list[str] = []
+
+
+class PrometheusSettings(_Model):
+    url: str
+    auth: PromAuthSettings | None = None
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+    headers: dict[str, str] = {}
+    queries: dict[str, PromQuery] = {}
+    backfill_days: Annotated[int, Field(ge=1)] = 15  # Prometheus keeps 15 days by default
+
+
 class Settings(_Model):
     """The whole deploystats.yml. Sections owned by later features stay loosely typed for now."""
 
@@ -133,11 +163,21 @@ class Settings(_Model):
     github: GitHubSettings = GitHubSettings()
     store: StoreSettings = StoreSettings()
     targets: list[Target] = []
-    prometheus: dict[str, Any] | None = None
+    prometheus: PrometheusSettings | None = None
     slos: list[dict[str, Any]] = []
     slo_defaults: dict[str, Any] = {}
     reports: dict[str, Any] = {}
     delivery: dict[str, Any] = {}
+
+    def prometheus_secret(self, variable: str, environ: Mapping[str, str] | None = None) -> str:
+        """A Prometheus credential from the variable the config names; ConfigError if unset."""
+        env = os.environ if environ is None else environ
+        value = env.get(variable)
+        if not value:
+            raise ConfigError(
+                f"Prometheus credential missing: set {variable} (named in prometheus.auth)"
+            )
+        return value
 
     def github_token(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The token from the variable `github.token_env` names, or None when unset."""

@@ -1,0 +1,199 @@
+"""Prometheus ingest: sync_prometheus (the HTTP API) and import_prometheus (saved responses).
+
+Each chunk of each configured query is one batch, committed with the query's cursor, so an
+interrupted sync keeps every committed chunk and the next one continues after it.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from deploystats.config import PromQuery, Settings
+from deploystats.errors import ConfigError, DeploystatsError, DumpError
+from deploystats.store import Store, log_ingest, read_cursor, write_cursor
+from deploystats.store.prom import SeriesSamples, save_prom_samples, series_id
+
+ACCEPTED = (
+    'a Prometheus query response ({"status": "success", "data": {"resultType": "matrix", '
+    '"result": [...]}}) or its bare result list of {"metric": {...}, "values": [[ts, "v"], ...]}'
+)
+LAG = timedelta(minutes=1)  # the last minute may still be scraped: leave it to the next sync
+
+
+@dataclass
+class PromResult:
+    """What a Prometheus sync or import read: samples as received (files may overlap; the
+    store keeps one sample per series and timestamp)."""
+
+    queries: int = 0
+    chunks: int = 0
+    series: int = 0
+    samples: int = 0
+    requests: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _value(text: Any) -> float:
+    """Prometheus sends values as strings, NaN and +Inf included."""
+    return float(text) if not isinstance(text, float) else text
+
+
+def series_from_result(result: Any, *, where: str) -> list[SeriesSamples]:
+    """A matrix `result` list -> (labels, samples) pairs; anything else is a DumpError."""
+    if not isinstance(result, list):
+        raise DumpError(f"{where}: not {ACCEPTED}")
+    out: list[SeriesSamples] = []
+    for item in result:
+        if not isinstance(item, dict) or "values" not in item:
+            what = "a vector or scalar" if isinstance(item, dict) and "value" in item else "not"
+            raise DumpError(f"{where}: {what} a matrix: expected {ACCEPTED}")
+        try:
+            samples = [(float(ts), _value(v)) for ts, v in item["values"]]
+        except (TypeError, ValueError) as exc:
+            raise DumpError(f"{where}: malformed sample in {item.get('metric')}: {exc}") from exc
+        out.append((dict(item.get("metric") or {}), samples))
+    return out
+
+
+def read_prometheus_file(path: Path) -> list[SeriesSamples]:
+    """A saved query response (full or the bare result list), .gz allowed."""
+    if not path.is_file():
+        raise DumpError(f"{path}: no such file", path=str(path))
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DumpError(f"{path}: not valid JSON ({exc})", path=str(path)) from exc
+    if isinstance(body, dict):
+        if body.get("status") == "error":
+            raise DumpError(f"{path}: a Prometheus error response: {body.get('error')}")
+        inner: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else body
+        if inner.get("resultType") not in (None, "matrix"):
+            raise DumpError(
+                f"{path}: resultType {inner.get('resultType')!r} is not a matrix: save a range "
+                "query (query_range, or a selector with a [range]) instead"
+            )
+        body = inner.get("result")
+    return series_from_result(body, where=str(path))
+
+
+def import_prometheus(
+    store: Store, paths: Sequence[Path], *, query: str, step_s: float | None = None
+) -> PromResult:
+    """Import saved responses as the named query; each file is one batch. Importing twice
+    changes nothing. `step_s` is the sampling interval when the files hold query_range
+    output (used for coverage); by default each series' median sample interval."""
+    files = [(path, read_prometheus_file(path)) for path in paths]
+    result = PromResult(queries=1)
+    seen: set[int] = set()
+    with store.open() as con:
+        for path, series in files:
+            started = datetime.now(UTC)
+            with store.batch(con):
+                count = save_prom_samples(con, query, series, interval_s=step_s)
+                log_ingest(
+                    con,
+                    started_at=started,
+                    source="import-prometheus",
+                    scope=f"{query}:{path}",
+                    requests=0,
+                    rows=count,
+                    outcome="ok",
+                )
+            result.chunks += 1
+            seen.update(series_id(query, labels) for labels, _ in series)
+            result.samples += count
+    result.series = len(seen)
+    return result
+
+
+def _is_raw(query: PromQuery) -> bool:
+    from deploystats.sources.prometheus import is_plain_selector
+
+    return query.kind in ("availability", "alerts") and is_plain_selector(query.expr)
+
+
+def sync_prometheus(
+    store: Store,
+    settings: Settings,
+    client: Any,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_progress: Callable[[PromResult, str], None] | None = None,
+) -> PromResult:
+    """Fetch every configured query from its cursor (or `since`, or backfill_days ago) to
+    `until` (default: a minute ago), chunk by chunk."""
+    prom = settings.prometheus
+    if prom is None or not prom.queries:
+        raise ConfigError(
+            "no Prometheus queries configured: add prometheus.url and prometheus.queries"
+        )
+    end = until or clock() - LAG
+    result = PromResult()
+    with store.open() as con:
+        for name, query in prom.queries.items():
+            started = datetime.now(UTC)
+            cursor = read_cursor(con, "prometheus", name)
+            start = since or cursor or end - timedelta(days=prom.backfill_days)
+            if start >= end:
+                continue
+            result.queries += 1
+            if _is_raw(query):
+                chunks = client.query_raw(query.expr, start=start.timestamp(), end=end.timestamp())
+            else:
+                step = query.step.total_seconds()
+                chunks = client.query_range(
+                    query.expr, start=start.timestamp(), end=end.timestamp(), step_s=step
+                )
+            try:
+                for chunk in chunks:
+                    series = [
+                        (s.labels, [(x.ts, x.value) for x in s.samples]) for s in chunk.series
+                    ]
+                    step_s = None if _is_raw(query) else query.step.total_seconds()
+                    with store.batch(con):
+                        count = save_prom_samples(con, name, series, interval_s=step_s)
+                        write_cursor(
+                            con, "prometheus", name, datetime.fromtimestamp(chunk.end, UTC)
+                        )
+                    result.chunks += 1
+                    result.samples += count
+                    result.series += len(series)
+                    result.requests += chunk.requests
+                    result.warnings += [f"{name}: {w}" for w in chunk.warnings]
+                    if on_progress:
+                        on_progress(result, name)
+            except DeploystatsError as exc:
+                log_ingest(
+                    con,
+                    started_at=started,
+                    source="prometheus",
+                    scope=name,
+                    requests=result.requests,
+                    rows=result.samples,
+                    outcome="failed",
+                    error=str(exc),
+                )
+                raise
+            log_ingest(
+                con,
+                started_at=started,
+                source="prometheus",
+                scope=name,
+                requests=result.requests,
+                rows=result.samples,
+                outcome="ok" if not result.warnings else "partial",
+                error="; ".join(result.warnings) or None,
+            )
+    return result
