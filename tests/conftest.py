@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from deploystats.config import Settings, Target
 from deploystats.ingest import import_dumps
 from deploystats.simulate import DEMO_TARGET, Simulation, simulate, write_dumps
 from deploystats.store import Store
+from tests.promserver import PrometheusServer, Series, prometheus_servers
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
@@ -89,3 +90,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path, Se
     drills = [row["run_id"] for row in sim.ledger if row["drill"]]
     target = {**DEMO_TARGET, "exclude": [{"runs": drills, "reason": "rollback drill"}]}
     return sim, db, Settings(targets=[Target.model_validate(target)])
+
+
+@pytest.fixture
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[Iterable[Series]], PrometheusServer]]:
+    """`prometheus(series)` starts a real Prometheus 2.42 serving `series` (skipped when it is
+    not installed, failed in CI); every server started is stopped after the test."""
+    with prometheus_servers(tmp_path_factory) as start:
+        yield start
