@@ -234,6 +234,60 @@ def sync_github_cmd(
     )
 
 
+@sync.command(
+    "prometheus",
+    epilog="Example: deploystats sync prometheus --since 2026-11-01",
+)
+@click.option("--since", help="start (ISO date or datetime); default: each query's cursor")
+@click.option("--until", help="end, exclusive (default: a minute ago)")
+@click.pass_obj
+def sync_prometheus_cmd(obj: Context, since: str | None, until: str | None) -> None:
+    """Sync the configured Prometheus queries (raw samples or query_range), chunk by chunk."""
+    from deploystats.prom import sync_prometheus
+
+    settings = obj.settings(required=True)
+    with make_prometheus_client(settings) as client:
+        result = sync_prometheus(
+            obj.store(),
+            settings,
+            client,
+            since=_parse_when(since, "--since"),
+            until=_parse_when(until, "--until"),
+        )
+    for warning in result.warnings:
+        err.print(f"warning: Prometheus returned partial data: {warning}", markup=False)
+    out.print(
+        f"synced {result.queries} Prometheus queries: {result.series:,} series, "
+        f"{result.samples:,} samples in {result.chunks:,} chunks, {result.requests:,} requests"
+    )
+
+
+def make_prometheus_client(settings: Settings) -> Any:
+    """A PrometheusClient from the config; credentials from the variables it names."""
+    from deploystats.sources.prometheus import PromAuth, PrometheusClient
+
+    prom = settings.prometheus
+    if prom is None:
+        raise ConfigError("no Prometheus configured: add prometheus.url and prometheus.queries")
+    auth = None
+    if prom.auth is not None:
+        token = prom.auth.bearer_token_env
+        basic = prom.auth.basic
+        auth = PromAuth(
+            bearer_token=settings.prometheus_secret(token) if token else None,
+            username=basic.username if basic else None,
+            password=settings.prometheus_secret(basic.password_env) if basic else None,
+        )
+    return PrometheusClient(
+        url=prom.url,
+        auth=auth,
+        ca_file=str(prom.ca_file) if prom.ca_file else None,
+        insecure_skip_verify=prom.insecure_skip_verify,
+        headers=prom.headers,
+        on_event=_show_wait,
+    )
+
+
 def _or_unknown(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 

@@ -141,6 +141,7 @@ def sync_prometheus(
         )
     end = until or clock() - LAG
     result = PromResult()
+    seen: set[int] = set()
     with store.open() as con:
         for name, query in prom.queries.items():
             started = datetime.now(UTC)
@@ -169,7 +170,8 @@ def sync_prometheus(
                         )
                     result.chunks += 1
                     result.samples += count
-                    result.series += len(series)
+                    seen.update(series_id(name, labels) for labels, _ in series)
+                    result.series = len(seen)
                     result.requests += chunk.requests
                     result.warnings += [f"{name}: {w}" for w in chunk.warnings]
                     if on_progress:
