@@ -24,7 +24,7 @@ from deploystats.metrics import (
     window_metrics,
 )
 from deploystats.metrics.explain import explain_rows
-from deploystats.metrics.prometheus import prometheus_metrics
+from deploystats.metrics.prometheus import detection, prometheus_metrics
 from deploystats.metrics.recovery import prepare_recovery
 from deploystats.metrics.slo import evaluate_slos
 from deploystats.metrics.windows import Window
@@ -90,6 +90,10 @@ class Deploystats:
             result = compute_metrics(con, chosen, span, group_by=group_by)
             if prom is not None and prom.queries:
                 result["prometheus"] = prometheus_metrics(con, prom, span)
+                for detected in chosen if group_by in (None, "target") else []:
+                    if detected.alerts_query:
+                        values = detection(con, detected, span, prom)
+                        result["targets"][detected.name] |= values
         return result
 
     def slos(self, *, window: Window | None = None, **when: Any) -> dict[str, Any]:
@@ -148,7 +152,7 @@ class Deploystats:
             return con.execute(
                 """
                 SELECT target, repo, run_id, run_attempt, outcome, counted, started_at,
-                       completed_at, duration_s, timing_source, queue_s, pending_s,
+                       completed_at, duration_s, timing_source, failure_at, queue_s, pending_s,
                        on_secondary, deployed_sha, conclusion, event, head_branch,
                        excluded_reason, html_url
                 FROM deployment_attempts

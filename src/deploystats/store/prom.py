@@ -80,7 +80,7 @@ def save_prom_samples(
         con.execute(
             """
             INSERT OR REPLACE INTO prom_series
-            SELECT i.series_id, i.query_name, i.labels::JSON,
+            SELECT DISTINCT ON (i.series_id) i.series_id, i.query_name, i.labels::JSON,
                    coalesce(i.interval_s, s.interval_s)
             FROM _series_in i LEFT JOIN prom_series s USING (series_id)
             """
