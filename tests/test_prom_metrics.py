@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -138,7 +140,12 @@ def test_time_to_detect_takes_the_first_alert_around_each_failure(
         if overlapping:
             detections.append(max((min(overlapping) - attempt["failure_at"]).total_seconds(), 0))
 
-    production = ds.metrics(week="2026-W39")["targets"]["production"]
+    result = ds.metrics(week="2026-W39")
+    production = result["targets"]["production"]
+    schema = json.loads(
+        (Path(__file__).resolve().parents[1] / "docs/metrics.schema.json").read_text()
+    )
+    jsonschema.validate(json.loads(json.dumps(result)), schema)
     assert 120.0 in detections and 0.0 in detections
     assert production["detect_n"] == len(detections)
     assert production["detected_share"] == pytest.approx(len(detections) / len(failed))
