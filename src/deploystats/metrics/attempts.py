@@ -238,13 +238,28 @@ SELECT DISTINCT p.target, n.name
 FROM names n JOIN _patterns p ON p.kind = 'rollback_step' AND n.name GLOB p.pattern;
 
 CREATE OR REPLACE TEMP TABLE _step_facts AS
-SELECT r.target, s.repo, s.job_id,
-       bool_or(s.conclusion <> 'skipped') AS any_not_skipped,
-       bool_or(s.conclusion NOT IN ('skipped', '') AND n.name IS NOT NULL) AS rollback_ran
-FROM _runs r
-JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
-JOIN job_steps s ON s.repo = j.repo AND s.job_id = j.job_id
-LEFT JOIN _rollback_names n ON n.target = r.target AND n.name = lower(s.name)
+WITH attempt_jobs AS (
+    SELECT r.target, j.repo, j.job_id, j.runner_name
+    FROM _runs r
+    JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
+),
+not_skipped AS (  -- only matters for jobs without a runner (the executed rule)
+    SELECT a.target, a.repo, a.job_id, true AS any_not_skipped, false AS rollback_ran
+    FROM attempt_jobs a
+    WHERE a.runner_name IS NULL AND EXISTS (
+        SELECT 1 FROM job_steps s
+        WHERE s.repo = a.repo AND s.job_id = a.job_id AND s.conclusion <> 'skipped')
+),
+rollback AS (  -- steps named like a rollback step that ran
+    SELECT a.target, a.repo, a.job_id, false AS any_not_skipped, true AS rollback_ran
+    FROM job_steps s
+    JOIN _rollback_names n ON n.name = lower(s.name)
+    JOIN attempt_jobs a ON a.target = n.target AND a.repo = s.repo AND a.job_id = s.job_id
+    WHERE s.conclusion NOT IN ('skipped', '')
+)
+SELECT target, repo, job_id, bool_or(any_not_skipped) AS any_not_skipped,
+       bool_or(rollback_ran) AS rollback_ran
+FROM (SELECT * FROM not_skipped UNION ALL SELECT * FROM rollback)
 GROUP BY ALL
 """
 
@@ -272,17 +287,30 @@ WHERE NOT r.is_rollback
 """
 
 # A deployment status names the run (and job) it came from in log_url or target_url.
-_ENVIRONMENT_LINKS = """
+_ENVIRONMENT_LINKS = r"""
 CREATE OR REPLACE TEMP TABLE _env_links AS
-SELECT DISTINCT t.target, s.repo, d.sha,
-       regexp_extract(coalesce(s.log_url, s.target_url), '/actions/runs/(\\d+)', 1)::BIGINT
-           AS run_id,
-       try_cast(regexp_extract(coalesce(s.log_url, s.target_url), '/job/(\\d+)', 1) AS BIGINT)
-           AS job_id
-FROM deployment_statuses s
+WITH environments AS (  -- environment globs matched once per distinct environment
+    SELECT t.target, e.environment
+    FROM (SELECT DISTINCT environment FROM deployments) e
+    JOIN _targets t ON t.environment IS NOT NULL AND e.environment GLOB t.environment
+),
+repos AS (
+    SELECT DISTINCT r.target, r.repo FROM _runs r JOIN _targets t USING (target)
+    WHERE t.environment IS NOT NULL
+),
+statuses AS (  -- each status URL parsed once, and only in the repos of such targets
+    SELECT DISTINCT repo, deployment_id,
+           regexp_extract(url, '/actions/runs/(\d+)', 1)::BIGINT AS run_id,
+           try_cast(regexp_extract(url, '/job/(\d+)', 1) AS BIGINT) AS job_id
+    FROM (SELECT repo, deployment_id, coalesce(log_url, target_url) AS url
+          FROM deployment_statuses SEMI JOIN repos USING (repo))
+    WHERE regexp_matches(coalesce(url, ''), '/actions/runs/\d+')
+)
+SELECT DISTINCT e.target, s.repo, d.sha, s.run_id, s.job_id
+FROM statuses s
 JOIN deployments d ON d.repo = s.repo AND d.deployment_id = s.deployment_id
-JOIN _targets t ON t.environment IS NOT NULL AND d.environment GLOB t.environment
-WHERE regexp_matches(coalesce(s.log_url, s.target_url, ''), '/actions/runs/\\d+')
+JOIN environments e ON e.environment = d.environment
+SEMI JOIN repos r ON r.target = e.target AND r.repo = s.repo
 """
 
 _ATTEMPTS = """
@@ -354,6 +382,14 @@ classified AS (
     FROM timed
 )
 SELECT *,
+       -- counted / good / bad per the target's `cancelled` and `rolled_back` options
+       outcome IN ('success', 'failure', 'rolled_back')
+           OR (outcome = 'aborted' AND cancelled_counts) AS counted,
+       outcome = 'success' OR (outcome = 'rolled_back' AND rolled_back_ok) AS good,
+       outcome = 'failure' OR (outcome = 'rolled_back' AND NOT rolled_back_ok)
+           OR (outcome = 'aborted' AND cancelled_counts) AS bad
+FROM (
+SELECT *,
        CASE
            WHEN excluded_reason IS NOT NULL THEN 'excluded'
            WHEN jobs_seen > 0 AND deploy_jobs = 0 AND conclusion IN ('success', 'neutral')
@@ -367,23 +403,12 @@ SELECT *,
        END AS outcome,
        epoch(completed_at) - epoch(started_at) AS duration_s
 FROM classified
-"""
-
-# Counted / good / bad per the target's `cancelled` and `rolled_back` options.
-_FLAGS = """
-CREATE OR REPLACE TEMP TABLE deployment_attempts AS
-SELECT *,
-       outcome IN ('success', 'failure', 'rolled_back')
-           OR (outcome = 'aborted' AND cancelled_counts) AS counted,
-       outcome = 'success' OR (outcome = 'rolled_back' AND rolled_back_ok) AS good,
-       outcome = 'failure' OR (outcome = 'rolled_back' AND NOT rolled_back_ok)
-           OR (outcome = 'aborted' AND cancelled_counts) AS bad
-FROM deployment_attempts
+)
 """
 
 _STEPS = (
     _SCOPES, _BRANCH_EVENT_OK, _RUNS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS, _JOBS,
-    _ENVIRONMENT_LINKS, _ATTEMPTS, _FLAGS,
+    _ENVIRONMENT_LINKS, _ATTEMPTS,
 )  # fmt: skip
 
 

@@ -88,6 +88,8 @@ JOIN deployment_attempts b ON a.target = b.target
                                               < (b.repo, b.run_id, b.run_attempt)))
 JOIN _groups g ON g.target = b.target AND g.repo = b.repo
 WHERE a.counted AND b.counted AND b.{_IN_WINDOW.replace(" AND ", " AND b.")}
+  -- implied by the overlap: a starts no later than b, and ends after b starts
+  AND a.started_at < $end AND a.completed_at > $start
 GROUP BY g.grp
 """
 

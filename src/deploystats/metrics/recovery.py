@@ -39,7 +39,8 @@ WHERE f.first_started_at < g.prev_started_at AND g.head_commit_at < g.prev_head_
 
 _CHANGES = """
 CREATE OR REPLACE TEMP TABLE changes AS
-SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at, a.outcome, a.html_url
+SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at, a.completed_at, a.outcome,
+       a.html_url
 FROM deployment_attempts a
 ANTI JOIN _redeploys r USING (target, repo, run_id, run_attempt)
 WHERE a.counted
@@ -63,21 +64,20 @@ WITH raw AS (
            a.completed_at, a.html_url
     FROM deployment_attempts a SEMI JOIN _redeploys r USING (target, repo, run_id, run_attempt)
 ),
-answered AS (
+answered AS (  -- the latest change before the signal: by start, then completion, run id
     SELECT r.*, c.repo AS change_repo, c.run_id AS change_run_id,
            c.run_attempt AS change_run_attempt, c.started_at AS change_started_at
-    FROM raw r ASOF LEFT JOIN changes c
-        ON r.target = c.target AND r.signal_at > c.started_at
+    FROM raw r JOIN _targets t USING (target)
+    LEFT JOIN changes c ON r.target = c.target AND c.started_at < r.signal_at
+        AND c.started_at >= r.signal_at - to_seconds(t.cfr_window_s)
+    QUALIFY row_number() OVER (
+        PARTITION BY r.target, r.kind, r.repo, r.run_id, r.run_attempt
+        ORDER BY c.started_at DESC NULLS LAST, coalesce(c.completed_at, c.started_at) DESC,
+                 c.run_id DESC, c.run_attempt DESC) = 1
 )
-SELECT a.target, a.kind, a.signal_at, a.repo, a.run_id, a.run_attempt, a.conclusion,
-       a.completed_at, a.html_url,
-       CASE WHEN a.signal_at - a.change_started_at <= to_seconds(t.cfr_window_s)
-            THEN a.change_repo END AS change_repo,
-       CASE WHEN a.signal_at - a.change_started_at <= to_seconds(t.cfr_window_s)
-            THEN a.change_run_id END AS change_run_id,
-       CASE WHEN a.signal_at - a.change_started_at <= to_seconds(t.cfr_window_s)
-            THEN a.change_run_attempt END AS change_run_attempt
-FROM answered a JOIN _targets t USING (target)
+SELECT target, kind, signal_at, repo, run_id, run_attempt, conclusion, completed_at,
+       html_url, change_repo, change_run_id, change_run_attempt
+FROM answered
 UNION ALL
 SELECT target, 'step', started_at, repo, run_id, run_attempt, conclusion, completed_at,
        html_url, repo, run_id, run_attempt
@@ -108,6 +108,9 @@ CREATE OR REPLACE TEMP TABLE failure_episodes AS
 WITH ordered AS (
     SELECT a.target, a.repo, a.run_id, a.run_attempt, a.completed_at, a.good, a.bad,
            lag(a.good) OVER w AS prev_good, lag(a.completed_at) OVER w AS prev_completed_at,
+           -- the next success in this order (ties on completed_at broken by run id)
+           first_value(CASE WHEN a.good THEN a.completed_at END IGNORE NULLS) OVER (
+               w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_good_at,
            t.history_days
     FROM deployment_attempts a JOIN _targets t USING (target)
     WHERE a.counted AND a.completed_at IS NOT NULL
@@ -119,13 +122,12 @@ starts AS (
     WHERE bad AND (prev_good IS NULL OR prev_good
                    OR prev_completed_at < completed_at - to_days(history_days))
 ),
-goods AS (SELECT target, completed_at FROM ordered WHERE good),
 next_good AS (
-    SELECT s.*, g.completed_at AS good_at
-    FROM starts s ASOF LEFT JOIN goods g ON s.target = g.target AND s.start_at < g.completed_at
+    SELECT s.*, o.next_good_at AS good_at
+    FROM starts s JOIN ordered o USING (target, repo, run_id, run_attempt)
 ),
 rescued AS (
-    SELECT n.target, n.run_id, min(r.completed_at) AS rescued_at
+    SELECT n.target, n.repo, n.run_id, n.run_attempt, min(r.completed_at) AS rescued_at
     FROM next_good n
     JOIN ordered o ON o.target = n.target AND o.bad AND o.completed_at >= n.start_at
         AND (n.good_at IS NULL OR o.completed_at < n.good_at)
@@ -133,12 +135,12 @@ rescued AS (
         AND r.conclusion = 'success' AND r.change_run_id = o.run_id
         AND r.change_run_attempt = o.run_attempt AND r.change_repo = o.repo
         AND r.completed_at >= n.start_at
-    GROUP BY n.target, n.run_id
+    GROUP BY n.target, n.repo, n.run_id, n.run_attempt
 )
 SELECT n.target, n.repo, n.run_id, n.run_attempt, n.start_at,
        least(n.good_at, r.rescued_at) AS end_at,
        epoch(least(n.good_at, r.rescued_at)) - epoch(n.start_at) AS restore_s
-FROM next_good n LEFT JOIN rescued r USING (target, run_id)
+FROM next_good n LEFT JOIN rescued r USING (target, repo, run_id, run_attempt)
 """
 
 # Lead time: for attempts of lead_time_events, completed_at of the first successful attempt
