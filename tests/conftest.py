@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,3 +101,19 @@ def prometheus(
     not installed, failed in CI); every server started is stopped after the test."""
     with prometheus_servers(tmp_path_factory) as start:
         yield start
+
+
+def run_deploystats(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m deploystats ARGS` as a user runs it: the developer's DEPLOYSTATS_* and
+    GITHUB_* variables removed, `env` added, a wide terminal for tables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOYSTATS_", "GITHUB_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "deploystats", *args],
+        cwd=cwd,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -14,21 +11,9 @@ import yaml
 
 import deploystats
 from deploystats.config import Settings
-from tests.conftest import lock_held
+from tests.conftest import lock_held, run_deploystats
 
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOYSTATS_", "GITHUB_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "deploystats", *args],
-        cwd=cwd,
-        env={**clean, "COLUMNS": "200", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+run = run_deploystats
 
 
 def test_version_and_help_exit_zero(tmp_path: Path) -> None:

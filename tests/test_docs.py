@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from deploystats.config import Settings, Target
 from deploystats.ingest import import_dumps
 from deploystats.metrics.windows import Window
 from deploystats.store import Store
+from tests.conftest import run_deploystats
 from tests.factories import History, history_from_spec, load_spec
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -119,14 +118,7 @@ def test_worked_example_matches_the_engine(body: str, tmp_path: Path) -> None:
 
 # ----- the JSON contract -------------------------------------------------------------------------
 def run_cli(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "deploystats", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = run_deploystats(*args, cwd=folder)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -20,6 +20,7 @@ from deploystats.metrics import prepare, wilson
 from deploystats.metrics.windows import WindowError, iso_week, last_complete_week, month
 from deploystats.simulate import Simulation
 from deploystats.store import connect
+from tests.conftest import run_deploystats
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -189,26 +190,16 @@ def test_the_metrics_command_prints_the_api_result_as_json(demo: Any, tmp_path: 
     (tmp_path / "deploystats.yml").write_text(
         json.dumps(settings.model_dump(mode="json", by_alias=True))
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYSTATS_")}
-    env["TZ"] = "America/Los_Angeles"  # the machine's zone must not move any number
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deploystats",
-            "--db",
-            str(db),
-            "metrics",
-            "--week",
-            "2026-W47",
-            "--format",
-            "json",
-        ],
+    done = run_deploystats(
+        "--db",
+        str(db),
+        "metrics",
+        "--week",
+        "2026-W47",
+        "--format",
+        "json",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        env={"TZ": "America/Los_Angeles"},  # the machine's zone must not matter
     )
     assert done.returncode == 0, done.stderr
     expected = deploystats.open(db, config=settings).metrics(week="2026-W47")

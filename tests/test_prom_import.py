@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +17,7 @@ from deploystats.errors import DumpError
 from deploystats.metrics.windows import Window
 from deploystats.prom import import_prometheus
 from deploystats.store import Store
+from tests.conftest import run_deploystats
 
 UP = "prometheus/prometheus_api_client_up_48h"
 START = datetime(2019, 7, 28, 10, tzinfo=UTC)  # the samples span 10:00:04 to 09:59:51 UTC
@@ -133,25 +131,8 @@ def test_a_vector_response_is_refused_with_what_to_save_instead(tmp_path: Path) 
 
 def test_the_import_command_names_what_it_stored(realdata: Path, tmp_path: Path) -> None:
     files = sorted(str(p) for p in (realdata / UP).glob("*.json"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYSTATS_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deploystats",
-            "--db",
-            "db.duckdb",
-            "import",
-            "prometheus",
-            *files,
-            "--query",
-            "runner_up",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_deploystats(
+        "--db", "db.duckdb", "import", "prometheus", *files, "--query", "runner_up", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     read = sum(len(item["values"]) for f in files for item in json.loads(Path(f).read_text()))

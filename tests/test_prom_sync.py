@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +15,7 @@ from deploystats.errors import PrometheusError
 from deploystats.prom import sync_prometheus
 from deploystats.sources.prometheus import PrometheusClient
 from deploystats.store import Store, connect
+from tests.conftest import run_deploystats
 from tests.promserver import PrometheusServer, Sample, Series
 
 T0 = datetime(2026, 11, 16, tzinfo=UTC)
@@ -146,24 +144,8 @@ def test_the_sync_command_reports_what_it_stored(prometheus: Start, tmp_path: Pa
     (tmp_path / "deploystats.yml").write_text(
         json.dumps(config(server.url).model_dump(mode="json", by_alias=True, exclude_none=True))
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYSTATS_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deploystats",
-            "sync",
-            "prometheus",
-            "--since",
-            "2026-11-16",
-            "--until",
-            "2026-11-18",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_deploystats(
+        "sync", "prometheus", "--since", "2026-11-16", "--until", "2026-11-18", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     samples = 2 * DAYS * 86400 // 15 + DAYS * 1440

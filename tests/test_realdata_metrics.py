@@ -4,9 +4,6 @@ checked against a straightforward computation written here from DESIGN §5."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.conftest import run_deploystats
 
 IONIC = "gha/stencil_speed_ionic"
 
@@ -73,17 +72,9 @@ def test_ionic_nightly_metrics_match_a_straightforward_computation(
         ]
     }
     (tmp_path / "deploystats.yml").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOYSTATS_")}
 
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "deploystats", "--db", "db.duckdb", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_deploystats("--db", "db.duckdb", *args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

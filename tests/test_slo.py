@@ -14,6 +14,8 @@ from deploystats.metrics.slo import slo_window
 from deploystats.metrics.windows import iso_week
 from deploystats.simulate import Simulation
 
+SUCCESS = {"name": "s", "metric": "success_rate", "target": "production", "op": ">="}
+
 
 def with_slos(settings: Settings, *slos: dict[str, Any], **defaults: Any) -> Settings:
     return settings.model_copy(update={"slos": list(slos), "slo_defaults": defaults})
@@ -40,14 +42,7 @@ def slos_for(db: Path, settings: Settings, week: str) -> list[dict[str, Any]]:
 
 def test_a_28_day_success_slo_ends_with_the_requested_week(demo: Any) -> None:
     sim, db, settings = demo
-    spec = {
-        "name": "s",
-        "metric": "success_rate",
-        "target": "production",
-        "op": ">=",
-        "objective": 0.95,
-        "window": "28d",
-    }
+    spec = {**SUCCESS, "objective": 0.95, "window": "28d"}
     (result,) = slos_for(db, with_slos(settings, spec), "2026-W47")
 
     end = datetime(2026, 11, 23, tzinfo=UTC)
@@ -65,13 +60,7 @@ def test_a_28_day_success_slo_ends_with_the_requested_week(demo: Any) -> None:
 
 def test_met_with_most_of_the_budget_spent_is_at_risk(demo: Any) -> None:
     _, db, settings = demo
-    base = {
-        "name": "s",
-        "metric": "success_rate",
-        "target": "production",
-        "op": ">=",
-        "window": "28d",
-    }
+    base = {**SUCCESS, "window": "28d"}
     (probe,) = slos_for(db, with_slos(settings, {**base, "objective": 0.9}), "2026-W47")
     objective = 1 - (1 - probe["sli"]) / 0.8  # budget consumed = 0.8
     (result,) = slos_for(db, with_slos(settings, {**base, "objective": objective}), "2026-W47")
@@ -82,14 +71,7 @@ def test_met_with_most_of_the_budget_spent_is_at_risk(demo: Any) -> None:
 
 def test_baseline_weeks_miss_the_success_slo_and_go_over_budget(demo: Any) -> None:
     _, db, settings = demo
-    spec = {
-        "name": "s",
-        "metric": "success_rate",
-        "target": "production",
-        "op": ">=",
-        "objective": 0.95,
-        "window": "week",
-    }
+    spec = {**SUCCESS, "objective": 0.95, "window": "week"}
     (result,) = slos_for(db, with_slos(settings, spec), "2026-W39")
     assert result["status"] == "missed"
     assert result["budget_remaining"] < 0
@@ -97,14 +79,7 @@ def test_baseline_weeks_miss_the_success_slo_and_go_over_budget(demo: Any) -> No
 
 def test_an_objective_of_one_has_no_budget(demo: Any) -> None:
     _, db, settings = demo
-    spec = {
-        "name": "s",
-        "metric": "success_rate",
-        "target": "production",
-        "op": ">=",
-        "objective": 1.0,
-        "window": "week",
-    }
+    spec = {**SUCCESS, "objective": 1.0, "window": "week"}
     (result,) = slos_for(db, with_slos(settings, spec), "2026-W39")
     assert result["error_budget"] == 0
     assert result["budget_consumed"] == 1.0
@@ -114,14 +89,7 @@ def test_an_objective_of_one_has_no_budget(demo: Any) -> None:
 
 def test_too_few_events_is_insufficient_data_not_a_verdict(demo: Any) -> None:
     _, db, settings = demo
-    spec = {
-        "name": "s",
-        "metric": "success_rate",
-        "target": "production",
-        "op": ">=",
-        "objective": 0.95,
-        "window": "week",
-    }
+    spec = {**SUCCESS, "objective": 0.95, "window": "week"}
     (result,) = slos_for(db, with_slos(settings, spec, min_events=1000), "2026-W47")
     assert result["status"] == "insufficient_data"
     assert result["sli"] is not None  # the SLI is still shown, with its interval

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -22,6 +21,7 @@ from deploystats.simulate import Simulation, simulate
 from deploystats.sources.github import GitHubClient
 from deploystats.store import Store
 from deploystats.sync import sync_github
+from tests.conftest import run_deploystats
 from tests.fakegithub import FakeGitHub
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday: the simulated history ends here
@@ -334,17 +334,8 @@ def write_config(folder: Path, base_url: str, **extra: Any) -> None:
 def cli(
     folder: Path, *args: str, token: str | None = "test-token"
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "DEPLOYSTATS_"))}
-    if token:
-        env["GITHUB_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "deploystats", "--db", "db.duckdb", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = {"GITHUB_TOKEN": token} if token else {}
+    return run_deploystats("--db", "db.duckdb", *args, cwd=folder, env=env)
 
 
 def test_the_sync_command_prints_one_summary_line_and_fills_the_database(

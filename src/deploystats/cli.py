@@ -331,7 +331,8 @@ def make_github_client(settings: Settings, *, max_requests: int | None, max_wait
 
 
 def window_options(command: Any) -> Any:
-    """--week / --month / --since --until (default: the last complete ISO week)."""
+    """--week / --month / --since --until (default: the last complete ISO week), passed on as
+    keyword arguments of Deploystats.window()."""
     for option in reversed(
         [
             click.option("--week", help="ISO week, e.g. 2026-W47"),
@@ -361,22 +362,13 @@ def window_options(command: Any) -> Any:
 )
 @click.pass_obj
 def metrics(
-    obj: Context,
-    target: str | None,
-    group_by: str | None,
-    week: str | None,
-    month: str | None,
-    since: str | None,
-    until: str | None,
-    fmt: str,
+    obj: Context, /, target: str | None, group_by: str | None, fmt: str, **when: Any
 ) -> None:
     """Deployment metrics of a window (DESIGN §5 definitions; see docs/metrics.md)."""
     from deploystats.api import Deploystats
 
     ds = Deploystats(obj.db, config=obj.settings(required=True))
-    result = ds.metrics(
-        target=target, group_by=group_by, week=week, month=month, since=since, until=until
-    )
+    result = ds.metrics(target=target, group_by=group_by, window=ds.window(**when))
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     elif fmt == "csv":
@@ -391,19 +383,12 @@ def metrics(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.pass_obj
-def slo(
-    obj: Context,
-    week: str | None,
-    month: str | None,
-    since: str | None,
-    until: str | None,
-    fmt: str,
-) -> None:
+def slo(obj: Context, /, fmt: str, **when: Any) -> None:
     """Every configured SLO: SLI, error budget, burn rate and status (DESIGN §6)."""
     from deploystats.api import Deploystats
 
     ds = Deploystats(obj.db, config=obj.settings(required=True))
-    result = ds.slos(week=week, month=month, since=since, until=until)
+    result = ds.slos(window=ds.window(**when))
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:
@@ -418,21 +403,12 @@ def slo(
     "--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True
 )
 @click.pass_obj
-def explain(
-    obj: Context,
-    metric: str,
-    target: str | None,
-    week: str | None,
-    month: str | None,
-    since: str | None,
-    until: str | None,
-    fmt: str,
-) -> None:
+def explain(obj: Context, /, metric: str, target: str | None, fmt: str, **when: Any) -> None:
     """The rows behind a metric, with their GitHub URLs."""
     from deploystats.api import Deploystats
 
     ds = Deploystats(obj.db, config=obj.settings(required=True))
-    frame = ds.explain(metric, target=target, week=week, month=month, since=since, until=until)
+    frame = ds.explain(metric, target=target, window=ds.window(**when))
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
         return

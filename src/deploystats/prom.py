@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from deploystats.config import PromQuery, Settings
-from deploystats.errors import ConfigError, DeploystatsError, DumpError
+from deploystats.errors import ConfigError, DumpError
+from deploystats.sources.prometheus import is_plain_selector
 from deploystats.store import Store, log_ingest, read_cursor, write_cursor
 from deploystats.store.prom import SeriesSamples, save_prom_samples, series_id
 
@@ -116,10 +117,19 @@ def import_prometheus(
     return result
 
 
-def _is_raw(query: PromQuery) -> bool:
-    from deploystats.sources.prometheus import is_plain_selector
-
-    return query.kind in ("availability", "alerts") and is_plain_selector(query.expr)
+def _chunks(
+    client: Any, query: PromQuery, start: datetime, end: datetime
+) -> tuple[Any, float | None]:
+    """The client's chunk iterator for a query, and the sampling step to store (None: raw
+    samples, whose interval is measured). Plain selectors of kind availability/alerts are
+    fetched as raw samples, anything else through query_range (DESIGN §4)."""
+    if query.kind in ("availability", "alerts") and is_plain_selector(query.expr):
+        return client.query_raw(query.expr, start=start.timestamp(), end=end.timestamp()), None
+    step = query.step.total_seconds()
+    chunks = client.query_range(
+        query.expr, start=start.timestamp(), end=end.timestamp(), step_s=step
+    )
+    return chunks, step
 
 
 def sync_prometheus(
@@ -133,7 +143,7 @@ def sync_prometheus(
     on_progress: Callable[[PromResult, str], None] | None = None,
 ) -> PromResult:
     """Fetch every configured query from its cursor (or `since`, or backfill_days ago) to
-    `until` (default: a minute ago), chunk by chunk."""
+    `until` (default: a minute ago), chunk by chunk; each query gets one ingest_log row."""
     prom = settings.prometheus
     if prom is None or not prom.queries:
         raise ConfigError(
@@ -144,58 +154,49 @@ def sync_prometheus(
     seen: set[int] = set()
     with store.open() as con:
         for name, query in prom.queries.items():
-            started = datetime.now(UTC)
-            cursor = read_cursor(con, "prometheus", name)
-            start = since or cursor or end - timedelta(days=prom.backfill_days)
+            start = (
+                since
+                or read_cursor(con, "prometheus", name)
+                or end - timedelta(days=prom.backfill_days)
+            )
             if start >= end:
                 continue
             result.queries += 1
-            if _is_raw(query):
-                chunks = client.query_raw(query.expr, start=start.timestamp(), end=end.timestamp())
-            else:
-                step = query.step.total_seconds()
-                chunks = client.query_range(
-                    query.expr, start=start.timestamp(), end=end.timestamp(), step_s=step
-                )
+            started, samples_before = datetime.now(UTC), result.samples
+            warnings: list[str] = []
+            outcome, error = "ok", None
+            chunks, step = _chunks(client, query, start, end)
             try:
                 for chunk in chunks:
                     series = [
                         (s.labels, [(x.ts, x.value) for x in s.samples]) for s in chunk.series
                     ]
-                    step_s = None if _is_raw(query) else query.step.total_seconds()
                     with store.batch(con):
-                        count = save_prom_samples(con, name, series, interval_s=step_s)
-                        write_cursor(
-                            con, "prometheus", name, datetime.fromtimestamp(chunk.end, UTC)
-                        )
+                        result.samples += save_prom_samples(con, name, series, interval_s=step)
+                        cursor = datetime.fromtimestamp(chunk.end, UTC)
+                        write_cursor(con, "prometheus", name, cursor)
                     result.chunks += 1
-                    result.samples += count
                     seen.update(series_id(name, labels) for labels, _ in series)
                     result.series = len(seen)
                     result.requests += chunk.requests
-                    result.warnings += [f"{name}: {w}" for w in chunk.warnings]
+                    warnings += [f"{name}: {w}" for w in chunk.warnings]
                     if on_progress:
                         on_progress(result, name)
-            except DeploystatsError as exc:
+                if warnings:  # partial data, recorded and shown
+                    outcome, error = "partial", "; ".join(warnings)
+            except BaseException as exc:  # interrupted too: committed chunks stay, logged as failed
+                outcome, error = "failed", str(exc) or type(exc).__name__
+                raise
+            finally:
+                result.warnings += warnings
                 log_ingest(
                     con,
                     started_at=started,
                     source="prometheus",
                     scope=name,
                     requests=result.requests,
-                    rows=result.samples,
-                    outcome="failed",
-                    error=str(exc),
+                    rows=result.samples - samples_before,
+                    outcome=outcome,
+                    error=error,
                 )
-                raise
-            log_ingest(
-                con,
-                started_at=started,
-                source="prometheus",
-                scope=name,
-                requests=result.requests,
-                rows=result.samples,
-                outcome="ok" if not result.warnings else "partial",
-                error="; ".join(result.warnings) or None,
-            )
     return result

@@ -17,15 +17,9 @@ import pyarrow as pa
 from deploystats.config import Target
 from deploystats.errors import ConfigError
 
-# (target, kind, pattern) rows; kinds name what a pattern is matched against.
-_PATTERN_KINDS = (
-    "repo", "workflow", "branch", "event", "deploy_job", "rollback_workflow", "rollback_step",
-    "primary_name", "primary_label", "primary_group", "secondary_name", "secondary_label",
-    "secondary_group", "lead_event",
-)  # fmt: skip
-
 
 def _pattern_rows(target: Target) -> list[tuple[str, str, str]]:
+    """(target, kind, pattern) rows; a kind names what its patterns are matched against."""
     rows = []
     lists = {
         "repo": target.repos,
