@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -130,12 +131,14 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
 
     done = run("demo", "--seed", "5", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    sim = simulate(seed=5)
-    total = len(sim.runs) + len(sim.jobs) + len(sim.deployments) + len(sim.deployment_statuses)
     lines = done.stdout.splitlines()
+    until = re.search(r"until (\S+)\)", lines[0])
+    assert until is not None, lines[0]
+    sim = simulate(seed=5, end=datetime.fromisoformat(until[1]))
+    total = len(sim.runs) + len(sim.jobs) + len(sim.deployments) + len(sim.deployment_statuses)
     assert lines[0] == (
-        f"demo: simulated {len(sim.ledger):,} attempts (seed 5) into data/sample; "
-        f"loaded {total:,} objects into data/deploystats.duckdb"
+        f"demo: simulated {len(sim.ledger):,} attempts (seed 5, until {until[1]}) into "
+        f"data/sample; loaded {total:,} objects into data/deploystats.duckdb"
     )
     ds = deploystats.open(
         tmp_path / "data/deploystats.duckdb", config=tmp_path / "data/sample/deploystats.yml"
@@ -146,6 +149,21 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     assert [
         line.split("│")[-2].strip() for line in lines if line.startswith("│ deploy-")
     ] == statuses
+    # it ends by rendering both reports, not stale: the history runs to the current hour
+    label = ds.window().label
+    reports = [line.split()[1] for line in lines if line.startswith("report: ")]
+    assert reports == [
+        f"reports/weekly-slo/{label}/weekly-slo-{label}.html",
+        "reports/epic-closure/INFRA-472/epic-closure-INFRA-472.html",
+    ]
+    evidence = json.loads((tmp_path / reports[0]).with_suffix(".json").read_text())
+    assert evidence["window"]["stale"] is False
+    # a second demo replaces the first one's rows instead of mixing two histories
+    again = run("demo", "--seed", "6", "--no-reports", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    second = re.search(r"until (\S+)\)", again.stdout)
+    assert second is not None
+    sim = simulate(seed=6, end=datetime.fromisoformat(second[1]))
     con = duckdb.connect(str(tmp_path / "data/deploystats.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(len(sim.runs),)]

@@ -126,7 +126,7 @@ def run_cli(folder: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
-    run_cli(folder, "demo")
+    run_cli(folder, "demo", "--no-reports")
     return folder
 
 

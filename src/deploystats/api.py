@@ -162,6 +162,55 @@ class Deploystats:
                 {"start": span.start, "end": span.end},
             ).df()
 
+    def attempt_rows(
+        self, target: str, window: Window, *, people: bool = False
+    ) -> tuple[pd.DataFrame, str]:
+        """The attempts of a target started in the window (the rows behind its numbers), and the
+        SHA-256 over `repo/run_id/run_attempt@updated_at` lines in key order, computed in SQL.
+
+        `people` adds the run's actor (reports leave it out unless reports.show_people).
+        """
+        actor = ", w.actor" if people else ""
+        where = "a.target = $target AND a.started_at >= $start AND a.started_at < $end"
+        params = {"target": target, "start": window.start, "end": window.end}
+        stamp = "coalesce(strftime(a.updated_at, '%Y-%m-%dT%H:%M:%S.%fZ'), '')"
+        with self._read() as con:
+            prepare(con, select_targets(self.settings, target))
+            frame = con.execute(
+                f"""
+                SELECT a.repo, a.run_id, a.run_attempt, {stamp} AS updated_at, a.outcome,
+                       a.counted, a.good, a.started_at, a.completed_at, a.duration_s,
+                       a.timing_source, a.queue_s, a.on_secondary, a.excluded_reason,
+                       a.html_url{actor}
+                FROM deployment_attempts a
+                LEFT JOIN workflow_runs w USING (repo, run_id, run_attempt)
+                WHERE {where}
+                ORDER BY a.repo, a.run_id, a.run_attempt
+                """,
+                params,
+            ).df()
+            digest = con.execute(
+                f"""
+                SELECT sha256(coalesce(string_agg(
+                    a.repo || '/' || a.run_id || '/' || a.run_attempt || '@' || {stamp},
+                    chr(10) ORDER BY a.repo, a.run_id, a.run_attempt), ''))
+                FROM deployment_attempts a WHERE {where}
+                """,
+                params,
+            ).fetchall()[0][0]
+        return frame, str(digest)
+
+    def ingest_history(self, limit: int = 20) -> pd.DataFrame:
+        """The latest syncs and imports (data coverage): source, scope, when, rows, outcome."""
+        with self._read() as con:
+            return con.execute(
+                """
+                SELECT source, scope, started_at, finished_at, requests, rows, outcome
+                FROM ingest_log ORDER BY finished_at DESC NULLS LAST, ingest_id DESC LIMIT $n
+                """,
+                {"n": limit},
+            ).df()
+
 
 def open(
     db: Path | str | None = None, *, config: Path | str | Settings | None = None

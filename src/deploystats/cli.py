@@ -523,31 +523,130 @@ def _print_table(result: dict[str, Any]) -> None:
     type=click.Path(path_type=Path),
     help="where the sample dumps are written",
 )
+@click.option(
+    "--out",
+    "reports_dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="where the weekly and epic-closure reports are rendered",
+)
+@click.option("--no-reports", is_flag=True, help="skip rendering the reports")
 @click.pass_obj
-def demo(obj: Context, seed: int, data_dir: Path) -> None:
-    """Simulated history -> dumps -> database -> metrics and SLOs, offline, no token."""
+def demo(obj: Context, seed: int, data_dir: Path, reports_dir: Path, no_reports: bool) -> None:
+    """Simulated history -> dumps -> database -> metrics, SLOs and reports; offline, no token.
+
+    The history ends at the current hour, so the last complete ISO week is fully covered; a
+    previous demo's rows (repository acme/platform) are replaced, never mixed.
+    """
     import yaml
 
     from deploystats.api import Deploystats
     from deploystats.ingest import import_dumps
-    from deploystats.simulate import demo_config, simulate, write_dumps
+    from deploystats.simulate import REPO, demo_config, demo_epic, simulate, write_dumps
 
-    sim = simulate(seed=seed)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    sim = simulate(seed=seed, end=end)
     paths = write_dumps(sim, data_dir)
     kinds = ("runs", "jobs", "deployments", "deployment_statuses")
     files = [paths[kind] for kind in kinds if kind in paths]
-    result = import_dumps(obj.store(), files, repo=None)
+    store = obj.store()
+    store.forget_repo(REPO)
+    result = import_dumps(store, files, repo=None)
     config_file = data_dir / "deploystats.yml"
     config = demo_config(sim)
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     out.print(
-        f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}) into {data_dir}; "
-        f"loaded {result.total:,} objects into {obj.db}"
+        f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}, until {end.isoformat()}) "
+        f"into {data_dir}; loaded {result.total:,} objects into {obj.db}"
     )
     ds = Deploystats(obj.db, config=Settings.model_validate(config))
-    _print_table(ds.metrics())
-    _print_slos(ds.slos())
+    week = ds.window()
+    _print_table(ds.metrics(window=week))
+    _print_slos(ds.slos(window=week))
+    if not no_reports:
+        from deploystats.reports import render
+
+        epic_file = data_dir / "INFRA-472.yml"
+        epic = demo_epic(sim, until=week.end)
+        epic_file.write_text(yaml.safe_dump(epic, sort_keys=False), encoding="utf-8")
+        common = {"db": str(obj.db.resolve()), "config": str(config_file.resolve())}
+        for kind, period, extra in (
+            ("weekly-slo", week.label, {"week": week.label}),
+            ("epic-closure", str(epic["key"]), {"epic": str(epic_file.resolve())}),
+        ):
+            done = render(kind, period, common | extra, out=reports_dir, force=True)
+            out.print(f"report: {done.html} ({done.seconds:.1f} s)")
     out.print(f"next: deploystats --db {obj.db} --config {config_file} explain success_rate")
+
+
+@cli.group()
+def report() -> None:
+    """Render reports: notebooks -> HTML, Markdown, JIRA markup and JSON evidence."""
+
+
+def _report_options(command: Any) -> Any:
+    command = click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=Path("reports"),
+        show_default=True,
+        help="reports folder; the report goes to OUT/<kind>/<period>/",
+    )(command)
+    return click.option(
+        "--force", is_flag=True, help="replace an existing report of the same period"
+    )(command)
+
+
+def _rendered(result: Any) -> None:
+    evidence = json.loads(result.evidence.read_text(encoding="utf-8"))
+    window = evidence["window"]
+    out.print(f"report: {result.html} ({result.seconds:.1f} s)")
+    out.print(f"  evidence: {result.evidence}; also .md, .jira.txt, .ipynb in {result.folder}")
+    if window.get("stale"):
+        err.print(
+            f"warning: {evidence['report']['title']} is STALE: the data ends at "
+            f"{window.get('data_as_of') or 'nothing'}, before the window ends "
+            f"({window['end']}); sync and render again with --force",
+            markup=False,
+        )
+
+
+@report.command("weekly-slo", epilog="Example: deploystats report weekly-slo --week 2026-W47")
+@click.option("--week", help="ISO week, e.g. 2026-W47 (default: the last complete ISO week)")
+@_report_options
+@click.pass_obj
+def report_weekly(obj: Context, week: str | None, out: Path, force: bool) -> None:
+    """The weekly SLO report for one ISO week."""
+    from deploystats.api import Deploystats
+    from deploystats.reports import render
+
+    settings = obj.settings(required=True)
+    label = Deploystats(obj.db, config=settings).window(week=week).label
+    parameters = {"db": str(obj.db.resolve()), "config": str(obj.config.resolve()), "week": label}
+    _rendered(render("weekly-slo", label, parameters, out=out, force=force))
+
+
+@report.command(
+    "epic-closure",
+    epilog="Example: deploystats report epic-closure examples/epics/INFRA-472.yml",
+)
+@click.argument("epic_file", type=click.Path(path_type=Path))
+@_report_options
+@click.pass_obj
+def report_epic(obj: Context, epic_file: Path, out: Path, force: bool) -> None:
+    """The closure evidence report of an epic file (success criteria, baseline, stories)."""
+    from deploystats.reports import render
+    from deploystats.reports.epic import load_epic
+
+    obj.settings(required=True)
+    epic = load_epic(epic_file)  # a bad epic file is said before anything runs
+    parameters = {
+        "db": str(obj.db.resolve()),
+        "config": str(obj.config.resolve()),
+        "epic": str(epic_file.resolve()),
+    }
+    _rendered(render("epic-closure", epic.key, parameters, out=out, force=force))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -172,6 +172,95 @@ def demo_config(sim: Simulation) -> dict[str, Any]:
     }
 
 
+def demo_epic(sim: Simulation, *, until: datetime | None = None) -> dict[str, Any]:
+    """The epic file of the seed's closure summary (INFRA-472) over the simulated history:
+    the baseline segment as `baseline`, the improved period (cut at `until`) as the epic."""
+    assert sim.start is not None and sim.boundary is not None and sim.end is not None
+    end = min(until or sim.end, sim.end)
+    return {
+        "key": "INFRA-472",
+        "title": "Reliable production deployments",
+        "target": "production",
+        "baseline": {"from": sim.start.date().isoformat(), "to": sim.boundary.date().isoformat()},
+        "period": {"from": sim.boundary.date().isoformat(), "to": end.date().isoformat()},
+        "success_criteria": [
+            {
+                "id": "SC-001",
+                "name": "Deployment success rate",
+                "metric": "success_rate",
+                "op": ">=",
+                "objective": 0.95,
+                "window": "epic",
+            },
+            {
+                "id": "SC-002",
+                "name": "p95 deployment duration",
+                "metric": "duration_p95_s",
+                "op": "<=",
+                "objective": 600,
+                "window": "epic",
+            },
+            {
+                "id": "SC-003",
+                "name": "Diagnostic speed (median time to detect a failed deploy)",
+                "metric": "detect_p50_s",
+                "op": "<=",
+                "objective": 300,
+                "window": "epic",
+                "min_events": 5,
+                "note": "A p95 is not estimable from the handful of failures an improved period "
+                "has (it needs 20), so the criterion is the median with at least 5.",
+            },
+            {
+                "id": "SC-004",
+                "name": "Secret leakage in logs and reports: zero",
+                "manual": True,
+                "status": "met",
+                "evidence_url": "https://jira.example.com/browse/INFRA-481",
+            },
+        ],
+        "stories": [
+            {
+                "id": "US-1",
+                "title": "Deploys fail over to the secondary runner",
+                "description": "As an on-call engineer I want a deploy to move to the "
+                "pre-approved secondary runner when the primary is down.",
+                "acceptance": [
+                    "A deploy started while the primary is offline completes on the secondary",
+                    "Failover share is visible in the weekly report",
+                ],
+                "criteria": ["SC-001"],
+            },
+            {
+                "id": "US-2",
+                "title": "Faster deploy pipeline",
+                "description": "As a developer I want production deploys to finish within ten "
+                "minutes.",
+                "acceptance": ["p95 deploy duration <= 10 min over the epic period"],
+                "criteria": ["SC-002"],
+            },
+            {
+                "id": "US-3",
+                "title": "Failed deploys are detected by alerts",
+                "description": "As an SRE I want an alert within five minutes of a failed deploy.",
+                "acceptance": ["Median time to detect <= 5 min with at least 5 failures"],
+                "criteria": ["SC-003"],
+            },
+            {
+                "id": "US-4",
+                "title": "No secrets in logs",
+                "description": "As a security officer I want no token in any log or report.",
+                "acceptance": ["Log and report scan finds no secret (manual review)"],
+                "criteria": ["SC-004"],
+            },
+        ],
+        "sign_off": [
+            {"role": "Engineering manager", "name": None, "date": None},
+            {"role": "SRE lead", "name": None, "date": None},
+        ],
+    }
+
+
 _TEAM = (
     ("noor-haddad", 48213377, "Noor Haddad"), ("pkowalczyk", 31877120, "Piotr Kowalczyk"),
     ("lena-fischer", 52290418, "Lena Fischer"), ("dmitri-volkov", 27784301, "Dmitri Volkov"),
@@ -407,6 +496,10 @@ class Simulation:
     deployment_statuses: list[dict[str, Any]]
     workflows: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
+    # [start, boundary) is the baseline segment, [boundary, end) the improved period
+    start: datetime | None = None
+    boundary: datetime | None = None
+    end: datetime | None = None
 
 
 def _message(rng: Random, pr_number: int) -> str:
@@ -1080,7 +1173,10 @@ def simulate(
     statuses = sorted((s for _, its in rendered for s in its), key=lambda s: s["id"])
     workflows = [_workflow_object(w) for w in (_CI_WORKFLOW, DEPLOY_WORKFLOW, ROLLBACK_WORKFLOW)]
     ledger = [_ledger_row(a, world.boundary) for a in attempts]
-    return Simulation(runs, jobs, deployments, statuses, workflows, ledger)
+    return Simulation(
+        runs, jobs, deployments, statuses, workflows, ledger,
+        start=world.start, boundary=world.boundary, end=world.end,
+    )  # fmt: skip
 
 
 def _write(path: Path, chunks: Iterable[bytes], *, gz: bool) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 WRITER_MEMORY_LIMIT = "800MB"
+REPO_TABLES = (
+    "workflow_runs", "jobs", "job_steps", "deployments", "deployment_statuses", "repositories",
+)  # fmt: skip
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>\S+) \(PID (?P<pid>\d+)\)")
 
 
@@ -104,7 +108,10 @@ def connect(
             raise StoreError(f"cannot open database {path}: {exc}") from exc
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")  # library code never prints
+        # library code never prints; a Jupyter kernel without ipywidgets refuses the setting
+        # (and shows no bar there)
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         if read_only:
             version = current_version(con)
             if version != SCHEMA_VERSION:
@@ -171,3 +178,15 @@ class Store:
     def batch(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
         with transaction(con, before_commit=self.before_commit) as tx:
             yield tx
+
+    def forget_repo(self, repo: str) -> None:
+        """Delete every GitHub row of one repository in one transaction (the demo replaces
+        its simulated history this way, so runs of two simulations never mix)."""
+        with self.open() as con, self.batch(con) as tx:
+            for table in REPO_TABLES:
+                tx.execute(f"DELETE FROM {table} WHERE repo = $repo", {"repo": repo})
+            tx.execute(
+                "DELETE FROM sync_state WHERE source = 'github' "
+                "AND split_part(scope, ':', 1) = $repo",
+                {"repo": repo},
+            )
