@@ -550,6 +550,63 @@ def demo(obj: Context, seed: int, data_dir: Path) -> None:
     out.print(f"next: deploystats --db {obj.db} --config {config_file} explain success_rate")
 
 
+# -- deliver: rendered report folders to JIRA, Slack and e-mail ----------------------------
+
+
+@cli.group()
+def deliver() -> None:
+    """Deliver a rendered report folder (reports/<kind>/<period>/) to JIRA, Slack or e-mail.
+
+    Credentials come from the variables the config's `delivery:` section names.
+    """
+
+
+def _deliver(obj: Context, report_dir: Path, spec: str, **options: Any) -> None:
+    from deploystats.deliver import deliver_report
+
+    lines = deliver_report(
+        report_dir,
+        spec,
+        obj.settings(required=True),
+        on_wait=lambda line: err.print(line, markup=False),
+        **options,
+    )
+    for line in lines:
+        out.print(line, markup=False)
+
+
+@deliver.command(
+    "jira", epilog="Example: deploystats deliver jira INFRA-472 reports/epic-closure/INFRA-472"
+)
+@click.argument("issue_key")
+@click.argument("report_dir", type=click.Path(path_type=Path))
+@click.option("--comment", is_flag=True, help="also comment with the success-criteria table (once)")
+@click.pass_obj
+def deliver_jira_cmd(obj: Context, issue_key: str, report_dir: Path, comment: bool) -> None:
+    """Attach the report (HTML, evidence JSON, Markdown, Parquet sidecars) to a JIRA issue.
+
+    A file already attached with the same content is skipped; a changed one is attached under a
+    name carrying the report's generation time, never replacing earlier evidence.
+    """
+    _deliver(obj, report_dir, f"jira:{issue_key}", jira_comment=comment)
+
+
+@deliver.command("slack", epilog="Example: deploystats deliver slack reports/weekly-slo/2026-W47")
+@click.argument("report_dir", type=click.Path(path_type=Path))
+@click.pass_obj
+def deliver_slack_cmd(obj: Context, report_dir: Path) -> None:
+    """Post the report's summary to the Slack incoming webhook (Block Kit)."""
+    _deliver(obj, report_dir, "slack")
+
+
+@deliver.command("email", epilog="Example: deploystats deliver email reports/weekly-slo/2026-W47")
+@click.argument("report_dir", type=click.Path(path_type=Path))
+@click.pass_obj
+def deliver_email_cmd(obj: Context, report_dir: Path) -> None:
+    """E-mail the report's summary (HTML) with the report attached, to delivery.email.to."""
+    _deliver(obj, report_dir, "email")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit 0 ok, 1 a DeploystatsError (one line on stderr), 2 usage."""
     try:
