@@ -25,6 +25,7 @@ from deploystats.errors import DeliveryError
 
 USER_AGENT = "deploystats"
 MAX_BACKOFF_S = 30.0
+MIN_SECRET_CHARS = 6
 ALWAYS_RETRY = frozenset({429, 503})
 IDEMPOTENT_RETRY = frozenset({500, 502, 504})
 
@@ -32,7 +33,8 @@ IDEMPOTENT_RETRY = frozenset({500, 502, 504})
 class Endpoint:
     """An httpx client for one service (`service` names it in messages, `shown` is its URL as
     messages may show it, `hint` says what to check when it cannot be reached). Text equal to
-    any of `secrets` is replaced by *** in every message. Closing it closes `transport`."""
+    any of `secrets` (of MIN_SECRET_CHARS or more; shorter ones would garble every message) is
+    replaced by *** in every message. Closing it closes `transport`."""
 
     def __init__(
         self,
@@ -58,7 +60,7 @@ class Endpoint:
         self.max_tries = max(1, max_tries)
         self.max_wait_s = max_wait_s
         self.requests_made = 0
-        self._secrets = [s for s in secrets if s]
+        self._secrets = [s for s in secrets if len(s) >= MIN_SECRET_CHARS]
         self._sleep = sleep
         self._clock = clock
         self._on_wait = on_wait

@@ -84,7 +84,7 @@ class JiraClient:
             base_url=config.url,
             auth=auth,
             headers={"Accept": "application/json", **headers},
-            secrets=[token, *([user] if user else [])],
+            secrets=[token],
             transport=transport,
             sleep=sleep,
             clock=clock,
