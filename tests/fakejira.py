@@ -25,9 +25,7 @@ import orjson
 
 from tests.localhttp import LocalHTTP, Reply, Request
 
-NOT_AUTHENTICATED = (
-    "You are not authenticated. Authentication required to perform this operation."
-)
+NOT_AUTHENTICATED = "You are not authenticated. Authentication required to perform this operation."
 NO_ISSUE = "Issue does not exist or you do not have permission to see it."
 ADF_NODES = {
     "doc",

@@ -90,9 +90,10 @@ def _problem(payload: Any) -> str | None:
                 return "a header needs plain_text of 1..150 characters"
         if kind == "section":
             text = block.get("text", {})
-            if text.get("type") not in ("mrkdwn", "plain_text") or not 0 < len(
-                text.get("text", "")
-            ) <= 3000:
+            if (
+                text.get("type") not in ("mrkdwn", "plain_text")
+                or not 0 < len(text.get("text", "")) <= 3000
+            ):
                 return "a section text must be 1..3000 characters"
         if kind == "context":
             elements = block.get("elements", [])

@@ -106,7 +106,9 @@ def write_report(
         encoding="utf-8",
     )
     markdown = [f"# {title}", "", "| SLO | objective | actual | status |", "|---|---|---|---|"]
-    markdown += [f"| {i['name']} | {i['objective']} | {i['actual']} | {i['status']} |" for i in items]
+    markdown += [
+        f"| {i['name']} | {i['objective']} | {i['actual']} | {i['status']} |" for i in items
+    ]
     (folder / f"{stem}.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
     wiki = ["h1. " + title, "||SLO||objective||actual||status||"]
     wiki += [f"|{i['name']}|{i['objective']}|{i['actual']}|{i['status']}|" for i in items]

@@ -36,7 +36,8 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refusals:
             return self.refusals.pop(0)
-        login = session.login_data.decode() if isinstance(session.login_data, bytes) else None
+        auth = session.auth_data if session.authenticated else None
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
         self.messages.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, login)
         )
@@ -147,7 +148,7 @@ class SMTPServer:
             return AuthResult(success=False, handled=False)
         user, password = self.credentials
         ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
 def _free_port() -> int:

@@ -124,10 +124,8 @@ def test_changed_report_is_attached_under_its_generation_time(tmp_path: Path) ->
         f"{STEM}.20261125T073000Z.json": evidence.read_bytes(),
     }
     assert again == [
-        f"jira {KEY}: {STEM}.20261125T073000Z.html already attached with the same content, "
-        "skipped",
-        f"jira {KEY}: {STEM}.20261125T073000Z.json already attached with the same content, "
-        "skipped",
+        f"jira {KEY}: {STEM}.20261125T073000Z.html already attached with the same content, skipped",
+        f"jira {KEY}: {STEM}.20261125T073000Z.json already attached with the same content, skipped",
         f"jira {KEY}: {STEM}.md already attached with the same content, skipped",
     ]
     assert fake.unexpected == []
@@ -281,7 +279,9 @@ def test_configured_attachment_limit_applies(tmp_path: Path) -> None:
     folder = write_report(tmp_path, html_padding=2000)
     with FakeJira() as fake:
         settings = settings_for(fake.url, max_attachment_size="1KiB")
-        with pytest.raises(DeliveryError, match=r"more than the 1,024 bytes .*\(delivery.jira.max_"):
+        with pytest.raises(
+            DeliveryError, match=r"more than the 1,024 bytes .*\(delivery.jira.max_"
+        ):
             deliver(folder, fake, settings=settings)
     assert fake.attachments[KEY] == []
 
@@ -338,12 +338,10 @@ def test_cloud_comment_is_adf_and_attachments_download_through_redirects(tmp_pat
         for row in table["content"]
     ]
     assert cells[0] == ["Criterion", "Objective", "Actual", "n", "Status"]
-    assert cells[1] == ["deploy-success deploy-success", ">= 95 %", "97.9 % [89.1, 99.6]", "48"] + [
-        "met"
-    ]
-    assert cells[4] == ["runner-availability runner-availability", ">= 99.5 %", "98.7 %", "-"] + [
-        "MISSED"
-    ]
+    success = ["deploy-success deploy-success", ">= 95 %", "97.9 % [89.1, 99.6]", "48", "met"]
+    assert cells[1] == success
+    runners = ["runner-availability runner-availability", ">= 99.5 %", "98.7 %", "-", "MISSED"]
+    assert cells[4] == runners
     assert fake.unexpected == []
 
 
