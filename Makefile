@@ -23,6 +23,12 @@ check: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# JupyterLab on notebooks/ with this project's environment as the kernel
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
+	$(BIN)/python -c "from deploystats.reports.kernel import ensure_kernel; print('kernel:', ensure_kernel())"
+	$(BIN)/jupyter lab notebooks/
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_metrics.py

@@ -526,3 +526,57 @@ def test_explore_notebook_runs_on_a_small_database(weekly: dict[str, Any], tmp_p
     )
     exported = pd.read_csv(tmp_path / "attempts.csv")
     assert len(exported) == len(pd.read_parquet(tmp_path / "attempts.parquet")) > 20
+
+
+def test_report_deliver_shorthand_sends_a_real_report(
+    weekly: dict[str, Any], tmp_path: Path
+) -> None:
+    """`report epic-closure --deliver jira:KEY,slack`: the rendered files reach the peers."""
+    from tests.fakejira import FakeJira
+    from tests.fakeslack import FakeSlack
+
+    config = yaml.safe_load(weekly["config"].read_text())
+    with FakeJira() as jira, FakeSlack() as slack:
+        config["delivery"] = {
+            "jira": {
+                "url": jira.url,
+                "auth": "basic",
+                "user_env": "JIRA_USER",
+                "token_env": "JIRA_TOKEN",
+            },
+            "slack": {"webhook_env": "SLACK_WEBHOOK_URL"},
+        }
+        (tmp_path / "deploystats.yml").write_text(yaml.safe_dump(config))
+        done = run_deploystats(
+            "--db",
+            str(weekly["db"]),
+            "--config",
+            "deploystats.yml",
+            "report",
+            "epic-closure",
+            str(EPIC),
+            "--out",
+            "reports",
+            "--deliver",
+            "jira:INFRA-472,slack",
+            cwd=tmp_path,
+            env={
+                "JIRA_USER": jira.user,
+                "JIRA_TOKEN": jira.token,
+                "SLACK_WEBHOOK_URL": slack.webhook_url,
+            },
+        )
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "reports" / "epic-closure" / "INFRA-472"
+    attached = {a.filename: a for a in jira.attachments["INFRA-472"]}
+    assert set(attached) == {f"epic-closure-INFRA-472.{e}" for e in ("html", "json", "md")}
+    for name, item in attached.items():
+        assert item.data == (folder / name).read_bytes()
+    [comment] = jira.comments["INFRA-472"]
+    assert comment.api == 2  # the fake is JIRA Server: wiki markup through API v2
+    # one table row per criterion; wiki markup escapes "-" (strike-through): SC\-001
+    rows = [line for line in comment.body.splitlines() if line.startswith("|SC")]
+    assert [r.split()[0] for r in rows] == [f"|SC\\-00{i}" for i in range(1, 5)]
+    [message] = slack.messages
+    assert "INFRA-472" in json.dumps(message)
+    assert done.stdout.splitlines()[-1].startswith("slack: posted the summary of INFRA-472")

@@ -593,12 +593,28 @@ def _report_options(command: Any) -> Any:
         show_default=True,
         help="reports folder; the report goes to OUT/<kind>/<period>/",
     )(command)
+    command = click.option(
+        "--deliver",
+        "deliver_to",
+        metavar="SPECS",
+        help="then deliver it: slack, email, jira:ISSUE-KEY, comma-separated "
+        "(jira also comments the success-criteria table once)",
+    )(command)
     return click.option(
         "--force", is_flag=True, help="replace an existing report of the same period"
     )(command)
 
 
-def _rendered(result: Any) -> None:
+def _delivery_specs(deliver_to: str | None) -> list[str]:
+    """Checked before rendering, so a typo fails before minutes of work."""
+    if deliver_to is None:
+        return []
+    from deploystats.deliver import parse_specs
+
+    return parse_specs(deliver_to)
+
+
+def _rendered(result: Any, obj: Context, specs: Sequence[str] = ()) -> None:
     evidence = json.loads(result.evidence.read_text(encoding="utf-8"))
     window = evidence["window"]
     out.print(f"report: {result.html} ({result.seconds:.1f} s)")
@@ -610,21 +626,26 @@ def _rendered(result: Any) -> None:
             f"({window['end']}); sync and render again with --force",
             markup=False,
         )
+    for spec in specs:
+        _deliver(obj, result.folder, spec, jira_comment=spec.startswith("jira:"))
 
 
 @report.command("weekly-slo", epilog="Example: deploystats report weekly-slo --week 2026-W47")
 @click.option("--week", help="ISO week, e.g. 2026-W47 (default: the last complete ISO week)")
 @_report_options
 @click.pass_obj
-def report_weekly(obj: Context, week: str | None, out: Path, force: bool) -> None:
+def report_weekly(
+    obj: Context, week: str | None, out: Path, force: bool, deliver_to: str | None
+) -> None:
     """The weekly SLO report for one ISO week."""
     from deploystats.api import Deploystats
     from deploystats.reports import render
 
     settings = obj.settings(required=True)
+    specs = _delivery_specs(deliver_to)
     label = Deploystats(obj.db, config=settings).window(week=week).label
     parameters = {"db": str(obj.db.resolve()), "config": str(obj.config.resolve()), "week": label}
-    _rendered(render("weekly-slo", label, parameters, out=out, force=force))
+    _rendered(render("weekly-slo", label, parameters, out=out, force=force), obj, specs)
 
 
 @report.command(
@@ -634,19 +655,79 @@ def report_weekly(obj: Context, week: str | None, out: Path, force: bool) -> Non
 @click.argument("epic_file", type=click.Path(path_type=Path))
 @_report_options
 @click.pass_obj
-def report_epic(obj: Context, epic_file: Path, out: Path, force: bool) -> None:
+def report_epic(
+    obj: Context, epic_file: Path, out: Path, force: bool, deliver_to: str | None
+) -> None:
     """The closure evidence report of an epic file (success criteria, baseline, stories)."""
     from deploystats.reports import render
     from deploystats.reports.epic import load_epic
 
     obj.settings(required=True)
+    specs = _delivery_specs(deliver_to)
     epic = load_epic(epic_file)  # a bad epic file is said before anything runs
     parameters = {
         "db": str(obj.db.resolve()),
         "config": str(obj.config.resolve()),
         "epic": str(epic_file.resolve()),
     }
-    _rendered(render("epic-closure", epic.key, parameters, out=out, force=force))
+    _rendered(render("epic-closure", epic.key, parameters, out=out, force=force), obj, specs)
+
+
+# -- deliver: rendered report folders to JIRA, Slack and e-mail ----------------------------
+
+
+@cli.group()
+def deliver() -> None:
+    """Deliver a rendered report folder (reports/<kind>/<period>/) to JIRA, Slack or e-mail.
+
+    Credentials come from the variables the config's `delivery:` section names.
+    """
+
+
+def _deliver(obj: Context, report_dir: Path, spec: str, **options: Any) -> None:
+    from deploystats.deliver import deliver_report
+
+    lines = deliver_report(
+        report_dir,
+        spec,
+        obj.settings(required=True),
+        on_wait=lambda line: err.print(line, markup=False),
+        **options,
+    )
+    for line in lines:
+        out.print(line, markup=False)
+
+
+@deliver.command(
+    "jira", epilog="Example: deploystats deliver jira INFRA-472 reports/epic-closure/INFRA-472"
+)
+@click.argument("issue_key")
+@click.argument("report_dir", type=click.Path(path_type=Path))
+@click.option("--comment", is_flag=True, help="also comment with the success-criteria table (once)")
+@click.pass_obj
+def deliver_jira_cmd(obj: Context, issue_key: str, report_dir: Path, comment: bool) -> None:
+    """Attach the report (HTML, evidence JSON, Markdown, Parquet sidecars) to a JIRA issue.
+
+    A file already attached with the same content is skipped; a changed one is attached under a
+    name carrying the report's generation time, never replacing earlier evidence.
+    """
+    _deliver(obj, report_dir, f"jira:{issue_key}", jira_comment=comment)
+
+
+@deliver.command("slack", epilog="Example: deploystats deliver slack reports/weekly-slo/2026-W47")
+@click.argument("report_dir", type=click.Path(path_type=Path))
+@click.pass_obj
+def deliver_slack_cmd(obj: Context, report_dir: Path) -> None:
+    """Post the report's summary to the Slack incoming webhook (Block Kit)."""
+    _deliver(obj, report_dir, "slack")
+
+
+@deliver.command("email", epilog="Example: deploystats deliver email reports/weekly-slo/2026-W47")
+@click.argument("report_dir", type=click.Path(path_type=Path))
+@click.pass_obj
+def deliver_email_cmd(obj: Context, report_dir: Path) -> None:
+    """E-mail the report's summary (HTML) with the report attached, to delivery.email.to."""
+    _deliver(obj, report_dir, "email")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

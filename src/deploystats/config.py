@@ -13,11 +13,13 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from deploystats.errors import ConfigError
@@ -156,6 +158,65 @@ class PrometheusSettings(_Model):
     backfill_days: Annotated[int, Field(ge=1)] = 15  # Prometheus keeps 15 days by default
 
 
+class JiraDelivery(_Model):
+    """delivery.jira: basic auth = user + API token (Cloud) or password; bearer = a personal
+    access token (Server/Data Center). Values come from the variables named here."""
+
+    url: str
+    auth: Literal["basic", "bearer"] = "basic"
+    user_env: str = "JIRA_USER"  # basic only
+    token_env: str = "JIRA_TOKEN"
+    max_attachment_size: ByteSize | None = None  # e.g. 10MB; the server's own limit also applies
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"https?://[^/\s]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL such as https://jira.example.com")
+        return url.rstrip("/")
+
+
+class SlackDelivery(_Model):
+    """delivery.slack: the incoming-webhook URL is itself the secret, so only its variable."""
+
+    webhook_env: str = "SLACK_WEBHOOK_URL"
+
+
+class EmailDelivery(_Model):
+    """delivery.email: SMTP submission; port defaults to 587 (starttls), 465 (ssl), 25 (none)."""
+
+    smtp_host: str
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    from_: Annotated[str, Field(alias="from")]
+    to: list[str] = Field(min_length=1)
+    ca_file: Path | None = None  # a private CA (or a test's self-signed certificate)
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _password_needs_tls(self) -> EmailDelivery:
+        if self.username is not None and self.security == "none":
+            raise ValueError(
+                "username with security: none would send the password in clear: "
+                "use security: starttls or ssl"
+            )
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("set both username and password_env, or neither")
+        return self
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.security]
+
+
+class DeliverySettings(_Model):
+    jira: JiraDelivery | None = None
+    slack: SlackDelivery | None = None
+    email: EmailDelivery | None = None
+
+
 class Settings(_Model):
     """The whole deploystats.yml. Sections owned by later features stay loosely typed for now."""
 
@@ -167,7 +228,7 @@ class Settings(_Model):
     slos: list[dict[str, Any]] = []
     slo_defaults: dict[str, Any] = {}
     reports: dict[str, Any] = {}
-    delivery: dict[str, Any] = {}
+    delivery: DeliverySettings = DeliverySettings()
 
     def prometheus_secret(self, variable: str, environ: Mapping[str, str] | None = None) -> str:
         """A Prometheus credential from the variable the config names; ConfigError if unset."""
@@ -183,6 +244,17 @@ class Settings(_Model):
         """The token from the variable `github.token_env` names, or None when unset."""
         env = os.environ if environ is None else environ
         return env.get(self.github.token_env) or None
+
+    def delivery_secret(
+        self, variable: str, *, key: str, environ: Mapping[str, str] | None = None
+    ) -> str:
+        """A delivery credential from `variable` (named by the config key `key`, e.g.
+        delivery.jira.token_env); ConfigError naming the variable if it is unset or empty."""
+        env = os.environ if environ is None else environ
+        value = env.get(variable)
+        if not value:
+            raise ConfigError(f"delivery credential missing: set {variable} (named in {key})")
+        return value
 
 
 def _format_error(path: Path, error: ValidationError) -> str:
