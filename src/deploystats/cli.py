@@ -450,7 +450,7 @@ def _print_slos(result: dict[str, Any]) -> None:
         metric = item["metric"]
         table.add_row(
             item["name"],
-            str(item["target"]),
+            str(item["target"]) + _labels_text(item.get("labels")),
             item["window"]["label"],
             _cell(metric, item.get("sli")),
             f"{item['op']} {_cell(metric, item['objective'])}",
@@ -460,6 +460,12 @@ def _print_slos(result: dict[str, Any]) -> None:
             item["status"].replace("_", " "),
         )
     out.print(table)
+
+
+def _labels_text(labels: dict[str, str] | None) -> str:
+    """{k="v",...} as PromQL writes it, without __name__; empty without labels."""
+    shown = {k: v for k, v in (labels or {}).items() if k != "__name__"}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in shown.items()) + "}" if shown else ""
 
 
 def _print_csv(result: dict[str, Any]) -> None:
