@@ -127,15 +127,19 @@ def test_a_locked_database_is_one_line(tmp_path: Path) -> None:
 
 def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     from deploystats.simulate import simulate
+    from deploystats.simulate_prom import simulate_prometheus
 
     done = run("demo", "--seed", "5", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     sim = simulate(seed=5)
     total = len(sim.runs) + len(sim.jobs) + len(sim.deployments) + len(sim.deployment_statuses)
+    responses = simulate_prometheus(sim, seed=5).responses.values()
+    samples = sum(len(s["values"]) for body in responses for s in body["data"]["result"])
     lines = done.stdout.splitlines()
     assert lines[0] == (
         f"demo: simulated {len(sim.ledger):,} attempts (seed 5) into data/sample; "
-        f"loaded {total:,} objects into data/deploystats.duckdb"
+        f"loaded {total:,} objects and {samples:,} Prometheus samples into "
+        "data/deploystats.duckdb"
     )
     ds = deploystats.open(
         tmp_path / "data/deploystats.duckdb", config=tmp_path / "data/sample/deploystats.yml"
@@ -144,8 +148,18 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     assert any(re.fullmatch(rf"│ counted\s+│\s+{week['counted']} │", line) for line in lines)
     statuses = [item["status"].replace("_", " ") for item in ds.slos()["slos"]]
     assert [
-        line.split("│")[-2].strip() for line in lines if line.startswith("│ deploy-")
+        line.split("│")[-2].strip()
+        for line in lines
+        if line.startswith(("│ deploy-", "│ runner-availability"))
     ] == statuses
+    metrics = ds.metrics()
+    for series in metrics["prometheus"]["runner_up"]["series"]:
+        instance, shown = series["labels"]["instance"], f"{series['availability']:.1%}"
+        assert any(
+            instance in line and re.search(rf"│\s+{re.escape(shown)} │", line) for line in lines
+        ), instance
+    incidents = metrics["prometheus"]["deploy_alerts"]["alert_incidents"]
+    assert any(re.match(rf"│ deploy_alerts .*│\s+{incidents} │", line) for line in lines)
     con = duckdb.connect(str(tmp_path / "data/deploystats.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(len(sim.runs),)]

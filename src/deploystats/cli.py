@@ -517,6 +517,33 @@ def _print_table(result: dict[str, Any]) -> None:
     for key in keys:
         table.add_row(key, *(_cell(key, result["targets"][n][key]) for n in names))
     out.print(table)
+    if result.get("prometheus"):
+        _print_prometheus(result["prometheus"])
+
+
+def _print_prometheus(section: dict[str, Any]) -> None:
+    """One row per availability series and per alerts query."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Prometheus", box=box.ROUNDED)
+    for column in ("query", "series", "availability", "coverage", "samples", "incidents", "mttr"):
+        table.add_column(column, justify="left" if column in ("query", "series") else "right")
+    for name, values in section.items():
+        for one in values.get("series", []):
+            table.add_row(
+                name,
+                _labels_text(one["labels"]) or "-",
+                _cell("availability", one["availability"]),
+                _cell("_share", one["coverage"]),
+                _cell("n", one["samples"]),
+                "",
+                "",
+            )
+        if "alert_incidents" in values:
+            incidents, mttr = values["alert_incidents"], values["alert_mttr_s"]
+            table.add_row(name, "-", "", "", "", _cell("n", incidents), _cell("_s", mttr))
+    out.print(table)
 
 
 @cli.command(epilog="Example: deploystats --db /tmp/demo.duckdb demo --seed 3")
@@ -536,19 +563,25 @@ def demo(obj: Context, seed: int, data_dir: Path) -> None:
 
     from deploystats.api import Deploystats
     from deploystats.ingest import import_dumps
+    from deploystats.prom import import_prometheus
     from deploystats.simulate import demo_config, simulate, write_dumps
+    from deploystats.simulate_prom import simulate_prometheus, write_prometheus
 
     sim = simulate(seed=seed)
     paths = write_dumps(sim, data_dir)
     kinds = ("runs", "jobs", "deployments", "deployment_statuses")
     files = [paths[kind] for kind in kinds if kind in paths]
     result = import_dumps(obj.store(), files, repo=None)
+    prom = write_prometheus(simulate_prometheus(sim, seed=seed), data_dir / "prometheus")
+    samples = sum(  # saved query responses, loaded as `import prometheus` does
+        import_prometheus(obj.store(), [path], query=query).samples for query, path in prom.items()
+    )
     config_file = data_dir / "deploystats.yml"
     config = demo_config(sim)
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     out.print(
         f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}) into {data_dir}; "
-        f"loaded {result.total:,} objects into {obj.db}"
+        f"loaded {result.total:,} objects and {samples:,} Prometheus samples into {obj.db}"
     )
     ds = Deploystats(obj.db, config=Settings.model_validate(config))
     _print_table(ds.metrics())

@@ -131,17 +131,32 @@ DEMO_TARGET: dict[str, Any] = {
 """The target the ledger outcomes assume; add `exclude` with the run ids of the drill rows."""
 
 
+DEMO_PROMETHEUS: dict[str, Any] = {
+    "url": "http://127.0.0.1:9090",  # the demo imports saved responses: nothing is fetched
+    "queries": {
+        "runner_up": {"expr": 'up{job="github-runner"}', "kind": "availability", "step": "60s"},
+        "deploy_alerts": {"expr": 'ALERTS{alertstate="firing",severity="page"}',
+                          "kind": "alerts", "step": "60s", "group_by": ["alertname"]},
+    },
+}  # fmt: skip
+"""The demo's Prometheus queries; simulate_prom writes their saved responses."""
+
+
 def demo_config(sim: Simulation) -> dict[str, Any]:
-    """deploystats.yml for the simulated team: the demo target with its drill excluded, and
-    the SLOs of the seed's status documents."""
+    """deploystats.yml for the simulated team: the demo target with its drill excluded and
+    its alerts, the Prometheus queries of the demo, and the SLOs of the seed's status
+    documents."""
     drills = sorted({row["run_id"] for row in sim.ledger if row["drill"]})
     target = {**DEMO_TARGET, "team": "sre", "service": "platform",
-              "exclude": [{"runs": drills, "reason": "rollback drill"}]}  # fmt: skip
+              "exclude": [{"runs": drills, "reason": "rollback drill"}],
+              "alerts_query": "deploy_alerts",
+              "alerts_match_labels": {"service": "platform"}}  # fmt: skip
     slo = {"target": "production"}
     return {
         "timezone": "UTC",
         "github": {"repos": [REPO]},
         "targets": [target],
+        "prometheus": DEMO_PROMETHEUS,
         "slos": [
             {
                 **slo,
@@ -167,6 +182,16 @@ def demo_config(sim: Simulation) -> dict[str, Any]:
                 "op": ">=",
                 "objective": 0.95,
                 "window": "28d",
+            },
+            {
+                "name": "runner-availability",
+                "metric": "availability",
+                "target": "runner_up",
+                "aggregate": "min",
+                "min_coverage": 0.99,
+                "op": ">=",
+                "objective": 0.995,
+                "window": "week",
             },
         ],
     }
@@ -407,6 +432,9 @@ class Simulation:
     deployment_statuses: list[dict[str, Any]]
     workflows: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
+    end: datetime | None = None  # where the history ends (exclusive)
+    # the primary runner's outage: (down from, deploys on the secondary from, up again at)
+    runner_outage: tuple[datetime, datetime, datetime] | None = None
 
 
 def _message(rng: Random, pr_number: int) -> str:
@@ -1080,7 +1108,7 @@ def simulate(
     statuses = sorted((s for _, its in rendered for s in its), key=lambda s: s["id"])
     workflows = [_workflow_object(w) for w in (_CI_WORKFLOW, DEPLOY_WORKFLOW, ROLLBACK_WORKFLOW)]
     ledger = [_ledger_row(a, world.boundary) for a in attempts]
-    return Simulation(runs, jobs, deployments, statuses, workflows, ledger)
+    return Simulation(runs, jobs, deployments, statuses, workflows, ledger, world.end, world.outage)
 
 
 def _write(path: Path, chunks: Iterable[bytes], *, gz: bool) -> Path:
