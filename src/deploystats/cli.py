@@ -148,6 +148,8 @@ def import_prometheus_cmd(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--step") from None
     result = import_prometheus(obj.store(), files, query=query, step_s=step_s)
+    for warning in result.warnings:
+        err.print(f"warning: Prometheus returned partial data: {warning}", markup=False)
     out.print(
         f"imported {len(files)} files into {obj.db} as {query}: {result.series:,} series, "
         f"{result.samples:,} samples read"
