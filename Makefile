@@ -26,6 +26,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_prom.py
 
 clean:
 	rm -rf $(VENV) data/*.duckdb data/sample reports/*

@@ -176,9 +176,7 @@ def sync_prometheus(
             chunks, step = _chunks(client, query, start, end)
             try:
                 for chunk in chunks:
-                    series = [
-                        (s.labels, [(x.ts, x.value) for x in s.samples]) for s in chunk.series
-                    ]
+                    series = [(s.labels, s.samples) for s in chunk.series]
                     with store.batch(con):
                         result.samples += save_prom_samples(con, name, series, interval_s=step)
                         cursor = datetime.fromtimestamp(chunk.end, UTC)
@@ -189,7 +187,8 @@ def sync_prometheus(
                     result.requests += chunk.requests
                     # each chunk may repeat the same warning: keep one line of each
                     warnings += [
-                        w for w in dict.fromkeys(f"{name}: {x}" for x in chunk.warnings)
+                        w
+                        for w in dict.fromkeys(f"{name}: {x}" for x in chunk.warnings)
                         if w not in warnings
                     ]
                     if on_progress:
