@@ -176,7 +176,7 @@ class PrometheusServer:
             raise PrometheusFixtureError(
                 f"fixture spans more than the server's {RETENTION_DAYS}-day retention"
             )
-        if write_openmetrics(self.series, openmetrics) == 0:
+        if self._write_openmetrics(openmetrics) == 0:
             return data
         command = [self.promtool, "tsdb", "create-blocks-from", "openmetrics"]
         # --max-block-duration is hidden from 2.42's --help but accepted
@@ -190,6 +190,10 @@ class PrometheusServer:
         for block in blocks.iterdir():
             shutil.copytree(block, data / block.name)
         return data
+
+    def _write_openmetrics(self, path: Path) -> int:
+        """The fixture file for promtool; a subclass may stream a large one itself."""
+        return write_openmetrics(self.series, path)
 
     def _launch(self, data: Path) -> None:
         config = self.workdir / "prometheus.yml"

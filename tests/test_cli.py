@@ -128,17 +128,23 @@ def test_a_locked_database_is_one_line(tmp_path: Path) -> None:
 
 def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     from deploystats.simulate import simulate
+    from deploystats.simulate_prom import simulate_prometheus
 
     done = run("demo", "--seed", "5", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    until = re.search(r"until (\S+)\)", lines[0])
+    until = re.search(r"story until (\S+), until (\S+)\)", lines[0])
     assert until is not None, lines[0]
-    sim = simulate(seed=5, end=datetime.fromisoformat(until[1]))
+    story, end = (datetime.fromisoformat(t) for t in until.groups())
+    sim = simulate(seed=5, end=end, story_end=story)
     total = len(sim.runs) + len(sim.jobs) + len(sim.deployments) + len(sim.deployment_statuses)
+    responses = simulate_prometheus(sim, seed=5).responses.values()
+    samples = sum(len(s["values"]) for body in responses for s in body["data"]["result"])
     assert lines[0] == (
-        f"demo: simulated {len(sim.ledger):,} attempts (seed 5, until {until[1]}) into "
-        f"data/sample; loaded {total:,} objects into data/deploystats.duckdb"
+        f"demo: simulated {len(sim.ledger):,} attempts (seed 5, story until {until[1]}, "
+        f"until {until[2]}) into "
+        f"data/sample; loaded {total:,} objects and {samples:,} Prometheus samples into "
+        "data/deploystats.duckdb"
     )
     ds = deploystats.open(
         tmp_path / "data/deploystats.duckdb", config=tmp_path / "data/sample/deploystats.yml"
@@ -147,8 +153,18 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     assert any(re.fullmatch(rf"│ counted\s+│\s+{week['counted']} │", line) for line in lines)
     statuses = [item["status"].replace("_", " ") for item in ds.slos()["slos"]]
     assert [
-        line.split("│")[-2].strip() for line in lines if line.startswith("│ deploy-")
+        line.split("│")[-2].strip()
+        for line in lines
+        if line.startswith(("│ deploy-", "│ runner-availability"))
     ] == statuses
+    metrics = ds.metrics()
+    for series in metrics["prometheus"]["runner_up"]["series"]:
+        instance, shown = series["labels"]["instance"], f"{series['availability']:.1%}"
+        assert any(
+            instance in line and re.search(rf"│\s+{re.escape(shown)} │", line) for line in lines
+        ), instance
+    incidents = metrics["prometheus"]["deploy_alerts"]["alert_incidents"]
+    assert any(re.match(rf"│ deploy_alerts .*│\s+{incidents} │", line) for line in lines)
     # it ends by rendering both reports, not stale: the history runs to the current hour
     label = ds.window().label
     reports = [line.split()[1] for line in lines if line.startswith("report: ")]
@@ -161,11 +177,15 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
     # a second demo replaces the first one's rows instead of mixing two histories
     again = run("demo", "--seed", "6", "--no-reports", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    second = re.search(r"until (\S+)\)", again.stdout)
+    second = re.search(r"story until (\S+), until (\S+)\)", again.stdout)
     assert second is not None
-    sim = simulate(seed=6, end=datetime.fromisoformat(second[1]))
+    story, end = (datetime.fromisoformat(t) for t in second.groups())
+    sim = simulate(seed=6, end=end, story_end=story)
+    responses = simulate_prometheus(sim, seed=6).responses.values()
+    samples = sum(len(s["values"]) for body in responses for s in body["data"]["result"])
     con = duckdb.connect(str(tmp_path / "data/deploystats.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM workflow_runs").fetchall() == [(len(sim.runs),)]
+        assert con.execute("SELECT count(*) FROM prom_samples").fetchall() == [(samples,)]
     finally:
         con.close()

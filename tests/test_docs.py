@@ -164,12 +164,13 @@ def test_demo_metrics_json_validates_against_the_schema(
 
 @pytest.fixture(scope="module")
 def config_with_availability(demo_folder: Path) -> Path:
-    """The demo config plus an availability SLO, which this version reports as unmeasured."""
+    """The demo config plus availability SLOs of every other aggregate."""
     config = yaml.safe_load((demo_folder / GLOBAL[3]).read_text(encoding="utf-8"))
-    config["slos"].append(
-        {"name": "runner-availability", "metric": "availability", "target": "runner_up",
-         "aggregate": "min", "op": ">=", "objective": 0.995, "window": "week"}
-    )  # fmt: skip
+    config["slos"] += [
+        {"name": f"runner-{how}", "metric": "availability", "target": "runner_up",
+         "aggregate": how, "op": ">=", "objective": 0.995, "window": "week"}
+        for how in ("each", "mean", "pooled")
+    ]  # fmt: skip
     path = demo_folder / "with-availability.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -187,7 +188,11 @@ def test_demo_slo_json_validates_against_the_schema(
 ) -> None:
     options = ("--db", GLOBAL[1], "--config", str(config_with_availability))
     out = json.loads(run_cli(demo_folder, *options, "slo", *args, "--format", "json"))
-    assert {slo["name"] for slo in out["slos"]} >= {"deploy-success", "runner-availability"}
+    assert {slo["name"] for slo in out["slos"]} >= {
+        "deploy-success",
+        "runner-availability",
+        "runner-each",
+    }
     validator("#/$defs/slo_report").validate(out)
 
 
@@ -202,13 +207,17 @@ def test_schema_rejects_a_renamed_key(demo_folder: Path) -> None:
 
 
 def emitted_keys(value: Any) -> set[str]:
-    """Every object key in a JSON value, except the map keys of `targets` (target names)."""
+    """Every object key in a JSON value, except the map keys of `targets` and `prometheus`
+    (target and query names) and of `labels` (Prometheus label names)."""
     keys: set[str] = set()
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == "targets":
+            if key in ("targets", "prometheus"):
                 for metrics in item.values():
                     keys |= emitted_keys(metrics)
+                keys.add(key)
+                continue
+            if key == "labels":
                 keys.add(key)
                 continue
             keys.add(key)

@@ -580,3 +580,30 @@ def test_report_deliver_shorthand_sends_a_real_report(
     [message] = slack.messages
     assert "INFRA-472" in json.dumps(message)
     assert done.stdout.splitlines()[-1].startswith("slack: posted the summary of INFRA-472")
+
+
+def test_people_are_left_out_unless_show_people(weekly: dict[str, Any], tmp_path: Path) -> None:
+    from deploystats.simulate import _TEAM
+
+    logins = [login for login, _, _ in _TEAM]
+    for path in weekly["folder"].iterdir():
+        text = path.read_text()
+        assert not [login for login in logins if login in text], path.name
+    config = yaml.safe_load(weekly["config"].read_text()) | {"reports": {"show_people": True}}
+    (tmp_path / "deploystats.yml").write_text(yaml.safe_dump(config))
+    done = run_deploystats(
+        "--db",
+        str(weekly["db"]),
+        "--config",
+        "deploystats.yml",
+        "report",
+        "weekly-slo",
+        "--week",
+        WEEK,
+        "--out",
+        "reports",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / f"reports/weekly-slo/{WEEK}/weekly-slo-{WEEK}.html").read_text()
+    assert [login for login in logins if f" by {login}" in html]

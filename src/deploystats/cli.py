@@ -148,6 +148,8 @@ def import_prometheus_cmd(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--step") from None
     result = import_prometheus(obj.store(), files, query=query, step_s=step_s)
+    for warning in result.warnings:
+        err.print(f"warning: Prometheus returned partial data: {warning}", markup=False)
     out.print(
         f"imported {len(files)} files into {obj.db} as {query}: {result.series:,} series, "
         f"{result.samples:,} samples read"
@@ -450,7 +452,7 @@ def _print_slos(result: dict[str, Any]) -> None:
         metric = item["metric"]
         table.add_row(
             item["name"],
-            str(item["target"]),
+            str(item["target"]) + _labels_text(item.get("labels")),
             item["window"]["label"],
             _cell(metric, item.get("sli")),
             f"{item['op']} {_cell(metric, item['objective'])}",
@@ -460,6 +462,12 @@ def _print_slos(result: dict[str, Any]) -> None:
             item["status"].replace("_", " "),
         )
     out.print(table)
+
+
+def _labels_text(labels: dict[str, str] | None) -> str:
+    """{k="v",...} as PromQL writes it, without __name__; empty without labels."""
+    shown = {k: v for k, v in (labels or {}).items() if k != "__name__"}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in shown.items()) + "}" if shown else ""
 
 
 def _print_csv(result: dict[str, Any]) -> None:
@@ -511,6 +519,33 @@ def _print_table(result: dict[str, Any]) -> None:
     for key in keys:
         table.add_row(key, *(_cell(key, result["targets"][n][key]) for n in names))
     out.print(table)
+    if result.get("prometheus"):
+        _print_prometheus(result["prometheus"])
+
+
+def _print_prometheus(section: dict[str, Any]) -> None:
+    """One row per availability series and per alerts query."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Prometheus", box=box.ROUNDED)
+    for column in ("query", "series", "availability", "coverage", "samples", "incidents", "mttr"):
+        table.add_column(column, justify="left" if column in ("query", "series") else "right")
+    for name, values in section.items():
+        for one in values.get("series", []):
+            table.add_row(
+                name,
+                _labels_text(one["labels"]) or "-",
+                _cell("availability", one["availability"]),
+                _cell("_share", one["coverage"]),
+                _cell("n", one["samples"]),
+                "",
+                "",
+            )
+        if "alert_incidents" in values:
+            incidents, mttr = values["alert_incidents"], values["alert_mttr_s"]
+            table.add_row(name, "-", "", "", "", _cell("n", incidents), _cell("_s", mttr))
+    out.print(table)
 
 
 @cli.command(epilog="Example: deploystats --db /tmp/demo.duckdb demo --seed 3")
@@ -543,22 +578,35 @@ def demo(obj: Context, seed: int, data_dir: Path, reports_dir: Path, no_reports:
 
     from deploystats.api import Deploystats
     from deploystats.ingest import import_dumps
+    from deploystats.prom import import_prometheus
     from deploystats.simulate import REPO, demo_config, demo_epic, simulate, write_dumps
+    from deploystats.simulate_prom import simulate_prometheus, write_prometheus
 
+    # the story (baseline, improvement, the last complete week's incidents) ends on Monday;
+    # routine deploys go on to the current hour, so the last complete week is not stale
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    sim = simulate(seed=seed, end=end)
+    monday = end.replace(hour=0) - timedelta(days=end.weekday())
+    sim = simulate(seed=seed, end=end, story_end=monday)
     paths = write_dumps(sim, data_dir)
     kinds = ("runs", "jobs", "deployments", "deployment_statuses")
     files = [paths[kind] for kind in kinds if kind in paths]
     store = obj.store()
-    store.forget_repo(REPO)
+    store.forget_repo(REPO)  # a previous demo's history is replaced, never mixed
     result = import_dumps(store, files, repo=None)
+    simulated = simulate_prometheus(sim, seed=seed)
+    store.forget_prometheus(list(simulated.responses))
+    prom = write_prometheus(simulated, data_dir / "prometheus")
+    samples = sum(  # saved query responses, loaded as `import prometheus` does
+        import_prometheus(store, [path], query=query).samples for query, path in prom.items()
+    )
     config_file = data_dir / "deploystats.yml"
     config = demo_config(sim)
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     out.print(
-        f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}, until {end.isoformat()}) "
-        f"into {data_dir}; loaded {result.total:,} objects into {obj.db}"
+        f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}, story until "
+        f"{monday.isoformat()}, until {end.isoformat()}) "
+        f"into {data_dir}; loaded {result.total:,} objects and {samples:,} Prometheus samples "
+        f"into {obj.db}"
     )
     ds = Deploystats(obj.db, config=Settings.model_validate(config))
     week = ds.window()

@@ -63,8 +63,9 @@ def series_from_result(result: Any, *, where: str) -> list[SeriesSamples]:
     return out
 
 
-def read_prometheus_file(path: Path) -> list[SeriesSamples]:
-    """A saved query response (full or the bare result list), .gz allowed."""
+def read_prometheus_file(path: Path) -> tuple[list[SeriesSamples], list[str]]:
+    """A saved query response (full or the bare result list), .gz allowed: its series and the
+    `warnings` Prometheus sent with it (partial data), one line each."""
     if not path.is_file():
         raise DumpError(f"{path}: no such file", path=str(path))
     data = path.read_bytes()
@@ -74,7 +75,10 @@ def read_prometheus_file(path: Path) -> list[SeriesSamples]:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise DumpError(f"{path}: not valid JSON ({exc})", path=str(path)) from exc
+    warnings: list[str] = []
     if isinstance(body, dict):
+        if isinstance(body.get("warnings"), list):
+            warnings = [" ".join(str(w).split()) for w in body["warnings"]]
         if body.get("status") == "error":
             raise DumpError(f"{path}: a Prometheus error response: {body.get('error')}")
         inner: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else body
@@ -84,7 +88,7 @@ def read_prometheus_file(path: Path) -> list[SeriesSamples]:
                 "query (query_range, or a selector with a [range]) instead"
             )
         body = inner.get("result")
-    return series_from_result(body, where=str(path))
+    return series_from_result(body, where=str(path)), warnings
 
 
 def import_prometheus(
@@ -92,12 +96,14 @@ def import_prometheus(
 ) -> PromResult:
     """Import saved responses as the named query; each file is one batch. Importing twice
     changes nothing. `step_s` is the sampling interval when the files hold query_range
-    output (used for coverage); by default each series' median sample interval."""
-    files = [(path, read_prometheus_file(path)) for path in paths]
+    output (used for coverage); by default each series' median sample interval. Warnings
+    saved with a response (partial data) are logged with its file (outcome `partial`) and
+    returned as `PATH: WARNING`."""
+    files = [(path, *read_prometheus_file(path)) for path in paths]
     result = PromResult(queries=1)
     seen: set[int] = set()
     with store.open() as con:
-        for path, series in files:
+        for path, series, warnings in files:
             started = datetime.now(UTC)
             with store.batch(con):
                 count = save_prom_samples(con, query, series, interval_s=step_s)
@@ -108,8 +114,10 @@ def import_prometheus(
                     scope=f"{query}:{path}",
                     requests=0,
                     rows=count,
-                    outcome="ok",
+                    outcome="partial" if warnings else "ok",
+                    error="; ".join(warnings) or None,
                 )
+            result.warnings += [f"{path}: {w}" for w in warnings]
             result.chunks += 1
             seen.update(series_id(query, labels) for labels, _ in series)
             result.samples += count
@@ -168,9 +176,7 @@ def sync_prometheus(
             chunks, step = _chunks(client, query, start, end)
             try:
                 for chunk in chunks:
-                    series = [
-                        (s.labels, [(x.ts, x.value) for x in s.samples]) for s in chunk.series
-                    ]
+                    series = [(s.labels, s.samples) for s in chunk.series]
                     with store.batch(con):
                         result.samples += save_prom_samples(con, name, series, interval_s=step)
                         cursor = datetime.fromtimestamp(chunk.end, UTC)
@@ -179,7 +185,12 @@ def sync_prometheus(
                     seen.update(series_id(name, labels) for labels, _ in series)
                     result.series = len(seen)
                     result.requests += chunk.requests
-                    warnings += [f"{name}: {w}" for w in chunk.warnings]
+                    # each chunk may repeat the same warning: keep one line of each
+                    warnings += [
+                        w
+                        for w in dict.fromkeys(f"{name}: {x}" for x in chunk.warnings)
+                        if w not in warnings
+                    ]
                     if on_progress:
                         on_progress(result, name)
                 if warnings:  # partial data, recorded and shown

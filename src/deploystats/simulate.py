@@ -131,17 +131,32 @@ DEMO_TARGET: dict[str, Any] = {
 """The target the ledger outcomes assume; add `exclude` with the run ids of the drill rows."""
 
 
+DEMO_PROMETHEUS: dict[str, Any] = {
+    "url": "http://127.0.0.1:9090",  # the demo imports saved responses: nothing is fetched
+    "queries": {
+        "runner_up": {"expr": 'up{job="github-runner"}', "kind": "availability", "step": "60s"},
+        "deploy_alerts": {"expr": 'ALERTS{alertstate="firing",severity="page"}',
+                          "kind": "alerts", "step": "60s", "group_by": ["alertname"]},
+    },
+}  # fmt: skip
+"""The demo's Prometheus queries; simulate_prom writes their saved responses."""
+
+
 def demo_config(sim: Simulation) -> dict[str, Any]:
-    """deploystats.yml for the simulated team: the demo target with its drill excluded, and
-    the SLOs of the seed's status documents."""
+    """deploystats.yml for the simulated team: the demo target with its drill excluded and
+    its alerts, the Prometheus queries of the demo, and the SLOs of the seed's status
+    documents."""
     drills = sorted({row["run_id"] for row in sim.ledger if row["drill"]})
     target = {**DEMO_TARGET, "team": "sre", "service": "platform",
-              "exclude": [{"runs": drills, "reason": "rollback drill"}]}  # fmt: skip
+              "exclude": [{"runs": drills, "reason": "rollback drill"}],
+              "alerts_query": "deploy_alerts",
+              "alerts_match_labels": {"service": "platform"}}  # fmt: skip
     slo = {"target": "production"}
     return {
         "timezone": "UTC",
         "github": {"repos": [REPO]},
         "targets": [target],
+        "prometheus": DEMO_PROMETHEUS,
         "slos": [
             {
                 **slo,
@@ -167,6 +182,16 @@ def demo_config(sim: Simulation) -> dict[str, Any]:
                 "op": ">=",
                 "objective": 0.95,
                 "window": "28d",
+            },
+            {
+                "name": "runner-availability",
+                "metric": "availability",
+                "target": "runner_up",
+                "aggregate": "min",
+                "min_coverage": 0.99,
+                "op": ">=",
+                "objective": 0.995,
+                "window": "week",
             },
         ],
     }
@@ -499,7 +524,9 @@ class Simulation:
     # [start, boundary) is the baseline segment, [boundary, end) the improved period
     start: datetime | None = None
     boundary: datetime | None = None
-    end: datetime | None = None
+    end: datetime | None = None  # where the history ends (exclusive)
+    # the primary runner's outage: (down from, deploys on the secondary from, up again at)
+    runner_outage: tuple[datetime, datetime, datetime] | None = None
 
 
 def _message(rng: Random, pr_number: int) -> str:
@@ -578,7 +605,17 @@ def _specials() -> list[tuple[float, float, list[tuple[float, _Plan]]]]:
 class _World:
     """The discrete-event timeline: triggers, one concurrency group, runners, follow-ups."""
 
-    def __init__(self, rng: Random, *, start: datetime, boundary: datetime, end: datetime):
+    def __init__(
+        self,
+        rng: Random,
+        *,
+        start: datetime,
+        boundary: datetime,
+        end: datetime,
+        story_end: datetime | None = None,
+    ):
+        # the special scenarios are placed on [start, story_end); routine work runs to `end`
+        self.story_end = story_end or end
         self.rng, self.start, self.boundary, self.end = rng, start, boundary, end
         self.cutoff = end - timedelta(hours=2)  # no new work just before the data is fetched
         self.events: list[tuple[datetime, int, Callable[..., None], tuple[Any, ...]]] = []
@@ -910,10 +947,11 @@ class _World:
                 self.at(t + timedelta(minutes=minute), self.trigger, plan, plan.behaviour)
 
     def special_time(self, fraction: float, hour: float) -> datetime:
-        day = (self.start + (self.end - self.start) * fraction).replace(hour=0, minute=0, second=0)
+        span = self.story_end - self.start
+        day = (self.start + span * fraction).replace(hour=0, minute=0, second=0)
         while day.weekday() >= 5:
             day += timedelta(days=1)
-        if day >= self.end - timedelta(days=1):
+        if day >= self.story_end - timedelta(days=1):
             day -= timedelta(days=3)
         return day + timedelta(hours=hour) + self.secs(0, 600)
 
@@ -1127,16 +1165,22 @@ def _workflow_object(w: _Workflow) -> dict[str, Any]:
 
 # ----- public API ------------------------------------------------------------------------------
 def _play(
-    seed: int, end: datetime | None, baseline_weeks: int, improved_weeks: int, per_day: float
+    seed: int,
+    end: datetime | None,
+    baseline_weeks: int,
+    improved_weeks: int,
+    per_day: float,
+    story_end: datetime | None = None,
 ) -> tuple[list[_Attempt], _World]:
     end = _default_end(end)
+    story_end = end if story_end is None else min(_default_end(story_end), end)
     if min(baseline_weeks, improved_weeks) < 0 or baseline_weeks + improved_weeks < 2:
         raise ValueError("baseline_weeks and improved_weeks must be >= 0 and add up to >= 2")
     if per_day <= 0:
         raise ValueError(f"deploys_per_day must be positive, got {per_day}")
-    start = end - timedelta(weeks=baseline_weeks + improved_weeks)
+    start = story_end - timedelta(weeks=baseline_weeks + improved_weeks)
     boundary = start + timedelta(weeks=baseline_weeks)
-    world = _World(Random(seed), start=start, boundary=boundary, end=end)
+    world = _World(Random(seed), start=start, boundary=boundary, end=end, story_end=story_end)
     world.schedule(per_day)
     world.play()
     attempts = _number(world)
@@ -1154,14 +1198,19 @@ def simulate(
     baseline_weeks: int = 4,
     improved_weeks: int = 6,
     deploys_per_day: float = 8.0,
+    story_end: datetime | None = None,
 ) -> Simulation:
     """Simulate the deployment history of `acme/platform` up to `end` (exclusive, tz-aware UTC).
 
     `end` defaults to Monday 00:00 UTC of the current ISO week, so the last complete week has
     data. The first `baseline_weeks` are the baseline segment, the next `improved_weeks` the
-    improved period. The same seed and end give identical output.
+    improved period, ending at `story_end` (default `end`), where every special scenario
+    (outage, rollbacks, drills, ...) happens; from `story_end` to `end` only routine deploys
+    run, as in a week that is still going on. The same seed and ends give identical output.
     """
-    attempts, world = _play(seed, end, baseline_weeks, improved_weeks, deploys_per_day)
+    attempts, world = _play(
+        seed, end, baseline_weeks, improved_weeks, deploys_per_day, story_end=story_end
+    )
     users = {login: _user(login, uid) for login, uid, _ in _TEAM}
     repos = {"repository": _ACME_REPO, "head_repository": _ACME_REPO}
     runs = [_run_object(a, REPO, users, 0) | repos for a in attempts]
@@ -1175,7 +1224,7 @@ def simulate(
     ledger = [_ledger_row(a, world.boundary) for a in attempts]
     return Simulation(
         runs, jobs, deployments, statuses, workflows, ledger,
-        start=world.start, boundary=world.boundary, end=world.end,
+        start=world.start, boundary=world.boundary, end=world.end, runner_outage=world.outage,
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics of a window (DESIGN §5): per-series availability and coverage."""
+"""Prometheus metrics of a window (DESIGN §5): availability and coverage, alert incidents,
+time to detect."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ ORDER BY s.labels::VARCHAR
 """
 
 
-def availability(
+def series_counts(
     con: duckdb.DuckDBPyConnection, query: str, window: Window, *, step_s: float | None
 ) -> list[dict[str, Any]]:
-    """Per series: samples, availability (value >= 1 among samples with a value) and
-    coverage (buckets holding a value / buckets in the window)."""
+    """Per stored series of the query: labels, samples, valued (samples with a value), up
+    (valued samples >= 1) and coverage (buckets holding a value / buckets in the window)."""
     params = {"query": query, "step": step_s, "start": window.start, "end": window.end}
     out = []
     for labels, step, samples, valued, up, buckets in con.execute(_AVAILABILITY, params).fetchall():
@@ -49,12 +50,29 @@ def availability(
         out.append(
             {
                 "labels": orjson.loads(labels),
-                "availability": up / valued if valued else None,
-                "coverage": min(buckets / expected, 1.0) if expected else 0.0,
                 "samples": int(samples),
+                "valued": int(valued),
+                "up": int(up),
+                "coverage": min(buckets / expected, 1.0) if expected else 0.0,
             }
         )
     return out
+
+
+def availability(
+    con: duckdb.DuckDBPyConnection, query: str, window: Window, *, step_s: float | None
+) -> list[dict[str, Any]]:
+    """Per series: samples, availability (value >= 1 among samples with a value) and
+    coverage (buckets holding a value / buckets in the window)."""
+    return [
+        {
+            "labels": one["labels"],
+            "availability": one["up"] / one["valued"] if one["valued"] else None,
+            "coverage": one["coverage"],
+            "samples": one["samples"],
+        }
+        for one in series_counts(con, query, window, step_s=step_s)
+    ]
 
 
 def prometheus_metrics(

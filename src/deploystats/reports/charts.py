@@ -33,6 +33,15 @@ def _minutes(seconds: pd.Series) -> pd.Series:
     return seconds.astype("float64") / 60.0
 
 
+def _labels(part: pd.DataFrame) -> list[str]:
+    """Hover text: run and attempt, and the actor when the frame carries one (show_people)."""
+    people = part["actor"] if "actor" in part else [None] * len(part)
+    return [
+        f"run {r} attempt {a}" + (f" by {who}" if who else "")
+        for r, a, who in zip(part["run_id"], part["run_attempt"], people, strict=True)
+    ]
+
+
 def timeline(attempts: pd.DataFrame, rollbacks: Sequence[Any], title: str) -> go.Figure:
     """Deployment attempts over time by outcome class; rollback signals as dashed lines."""
     fig = go.Figure()
@@ -47,10 +56,7 @@ def timeline(attempts: pd.DataFrame, rollbacks: Sequence[Any], title: str) -> go
                 mode="markers",
                 name=f"{outcome} ({len(part)})",
                 marker={"color": colour, "symbol": symbol, "size": 9, "line": {"width": 1}},
-                text=[
-                    f"run {r} attempt {a}"
-                    for r, a in zip(part["run_id"], part["run_attempt"], strict=True)
-                ],
+                text=_labels(part),
                 hovertemplate="%{text}<br>%{x}<br>%{y:.1f} min<extra>" + outcome + "</extra>",
             )
         )

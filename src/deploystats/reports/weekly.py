@@ -71,8 +71,10 @@ class WeeklyReport(ReportBase):
             if slo.get("target") in self.targets:
                 rows = self.attempt_rowset(slo["target"], span)
             metric = slo["metric"]
+            labels = ",".join(f"{k}={v}" for k, v in sorted((slo.get("labels") or {}).items()))
+            name = slo["name"] + (f"{{{labels}}}" if labels else "")
             ev.number(
-                f"slo.{slo['name']}",
+                f"slo.{name}",
                 metric=metric,
                 value=slo.get("sli"),
                 n=slo.get("n"),
@@ -87,7 +89,7 @@ class WeeklyReport(ReportBase):
                 burn_rate=slo.get("burn_rate"),
             )
             ev.item(
-                slo["name"],
+                name,
                 f"{slo.get('target')}: {metric}",
                 fmt.objective(metric, slo["op"], slo["objective"]),
                 fmt.value(metric, slo.get("sli")) + fmt.interval(metric, slo.get("sli_ci")),

@@ -20,13 +20,15 @@ import math
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self, overload
 from urllib.parse import urlencode
 
 import httpx
+import numpy as np
 import orjson
 
 from deploystats.errors import ConfigError, PrometheusError
@@ -92,12 +94,48 @@ _UNIT_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1_0
 _UNIT_NAMES = ("y", "w", "d", "h", "m", "s", "ms")
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One value at `ts` (epoch seconds); NaN and +-Inf are kept as floats."""
+class Sample(NamedTuple):
+    """One value at `ts` (epoch seconds); NaN and +-Inf are kept as floats. A tuple, so a
+    series' samples are the (ts, value) pairs the store takes, with no copy."""
 
     ts: float
     value: float
+
+
+class SampleColumns(Sequence[Sample]):
+    """A series' samples as two float64 columns: a read-only sequence of Samples that compares
+    equal to a list of them. Syncs hand the columns to the store without a Python object per
+    sample."""
+
+    __slots__ = ("times", "values")
+
+    def __init__(self, times: np.ndarray, values: np.ndarray) -> None:
+        self.times, self.values = times, values
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+    @overload
+    def __getitem__(self, index: slice) -> SampleColumns: ...
+    def __getitem__(self, index: int | slice) -> Sample | SampleColumns:
+        if isinstance(index, slice):
+            return SampleColumns(self.times[index], self.values[index])
+        return Sample(float(self.times[index]), float(self.values[index]))
+
+    def __iter__(self) -> Iterator[Sample]:
+        return map(Sample, self.times.tolist(), self.values.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SampleColumns | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 @dataclass(frozen=True)
@@ -105,7 +143,7 @@ class SeriesData:
     """One series: its labels (with __name__ when Prometheus sends it); samples oldest first."""
 
     labels: dict[str, str]
-    samples: list[Sample]
+    samples: Sequence[Sample]
 
 
 @dataclass(frozen=True)
@@ -450,8 +488,8 @@ def _parse_matrix(body: dict[str, Any], query: str, *, hint: str) -> list[Series
                 "select a float series"
             )
         try:
-            samples = [Sample(float(ts), float(value)) for ts, value in item.get("values", [])]
-        except (TypeError, ValueError) as exc:
+            samples = _samples(item.get("values", []))
+        except (TypeError, ValueError, IndexError) as exc:
             raise PrometheusError(
                 f"Prometheus answered query {query!r} with a malformed sample ({exc})"
             ) from exc
@@ -459,8 +497,30 @@ def _parse_matrix(body: dict[str, Any], query: str, *, hint: str) -> list[Series
     return series
 
 
+_TS, _VALUE = itemgetter(0), itemgetter(1)
+
+
+def _samples(values: list[Any]) -> SampleColumns:
+    """[[ts, "value"], ...] -> two float64 columns, in C loops (millions per sync)."""
+    times = np.fromiter(map(_TS, values), np.float64, len(values))
+    return SampleColumns(times, np.array(list(map(_VALUE, values)), dtype=np.float64))
+
+
 def _keep(series: list[SeriesData], first_ms: int, last_ms: int) -> list[SeriesData]:
     """Samples with first_ms <= ts <= last_ms, one per timestamp; series merged by labels."""
+    keys = [tuple(sorted(one.labels.items())) for one in series]
+    if len(set(keys)) == len(keys) and all(_increasing(one.samples) for one in series):
+        # what Prometheus sends: one entry per series, samples strictly ascending
+        out = []
+        for one in series:
+            assert isinstance(one.samples, SampleColumns)
+            ms = np.round(one.samples.times * 1000)
+            a = int(np.searchsorted(ms, first_ms, side="left"))
+            b = int(np.searchsorted(ms, last_ms, side="right"))
+            if a < b:
+                kept = one.samples if (a, b) == (0, len(ms)) else one.samples[a:b]
+                out.append(SeriesData(one.labels, kept))
+        return out
     merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], dict[int, Sample]]] = {}
     for one in series:
         key = tuple(sorted(one.labels.items()))
@@ -474,6 +534,11 @@ def _keep(series: list[SeriesData], first_ms: int, last_ms: int) -> list[SeriesD
         for labels, by_ts in merged.values()
         if by_ts
     ]
+
+
+def _increasing(samples: Sequence[Sample]) -> bool:
+    """Columns with strictly ascending times (Prometheus's are whole milliseconds)."""
+    return isinstance(samples, SampleColumns) and bool(np.all(np.diff(samples.times) > 0))
 
 
 def _warnings(body: dict[str, Any]) -> list[str]:

@@ -190,3 +190,20 @@ class Store:
                 "AND split_part(scope, ':', 1) = $repo",
                 {"repo": repo},
             )
+
+    def forget_prometheus(self, queries: list[str]) -> None:
+        """Delete the series, samples and cursors of these Prometheus query names in one
+        transaction (the demo replaces its simulated series this way)."""
+        with self.open() as con, self.batch(con) as tx:
+            params = {"queries": queries}
+            tx.execute(
+                "DELETE FROM prom_samples WHERE series_id IN "
+                "(SELECT series_id FROM prom_series WHERE list_contains($queries, query_name))",
+                params,
+            )
+            tx.execute("DELETE FROM prom_series WHERE list_contains($queries, query_name)", params)
+            tx.execute(
+                "DELETE FROM sync_state WHERE source = 'prometheus' "
+                "AND list_contains($queries, scope)",
+                params,
+            )

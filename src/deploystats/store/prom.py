@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import statistics
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -21,10 +20,9 @@ def series_id(query_name: str, labels: Mapping[str, str]) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
 
 
-def _interval(samples: Sequence[tuple[float, float]]) -> float | None:
-    times = sorted({ts for ts, _ in samples})
-    gaps = [b - a for a, b in pairwise(times)]
-    return statistics.median(gaps) if gaps else None
+def _interval(times: np.ndarray) -> float | None:
+    gaps = np.diff(np.unique(times))
+    return float(np.median(gaps)) if gaps.size else None
 
 
 def save_prom_samples(
@@ -40,20 +38,27 @@ def save_prom_samples(
     `interval_s` is the sampling interval when known (a query_range step); otherwise each
     series' median sample interval in this batch."""
     ids, names, label_texts, intervals = [], [], [], []
-    sample_ids: list[int] = []
-    times: list[float] = []
-    values: list[float] = []
+    counts: list[int] = []
+    times: list[np.ndarray] = []
+    values: list[np.ndarray] = []
     for labels, samples in series:
         sid = series_id(query_name, labels)
+        # columns as a sync hands them over (SampleColumns), or (ts, value) pairs -> columns
+        ts = getattr(samples, "times", None)
+        value = getattr(samples, "values", None)
+        if not isinstance(ts, np.ndarray) or not isinstance(value, np.ndarray):
+            pairs = np.array(samples, dtype=np.float64).reshape(-1, 2)
+            ts, value = pairs[:, 0], pairs[:, 1]
         ids.append(sid)
         names.append(query_name)
         label_texts.append(orjson.dumps(dict(sorted(labels.items()))).decode())
-        intervals.append(interval_s if interval_s is not None else _interval(samples))
-        sample_ids += [sid] * len(samples)
-        times += [ts for ts, _ in samples]
-        values += [value for _, value in samples]
+        intervals.append(interval_s if interval_s is not None else _interval(ts))
+        counts.append(len(ts))
+        times.append(ts)
+        values.append(value)
     if not ids:
         return 0
+    total = sum(counts)
     con.register(
         "_series_in",
         pa.table(
@@ -69,9 +74,9 @@ def save_prom_samples(
         "_samples_in",
         pa.table(
             {
-                "series_id": pa.array(sample_ids, pa.int64()),
-                "ts": pa.array(times, pa.float64()),
-                "value": pa.array(values, pa.float64()),
+                "series_id": pa.array(np.repeat(np.array(ids, dtype=np.int64), counts)),
+                "ts": pa.array(np.concatenate(times)),
+                "value": pa.array(np.concatenate(values)),
             }
         ),
     )
@@ -95,4 +100,4 @@ def save_prom_samples(
     finally:
         con.unregister("_series_in")
         con.unregister("_samples_in")
-    return len(values)
+    return total
