@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -31,9 +32,15 @@ _ARROW_BATCH = 256
 
 @dataclass(frozen=True)
 class Source:
-    """API objects as JSON text: an Arrow table of `j` (one object) and `r` (its row number)."""
+    """API objects as JSON text: an Arrow table of `j` (one object) and `r` (its row number).
+
+    A source read from JSON Lines also keeps the text and each line's offsets in it, so that
+    save_runs can cut the repository objects out of a run without parsing it (see `_cut`).
+    """
 
     table: pa.Table
+    text: Any = None
+    offsets: Sequence[int] | None = None
 
     @classmethod
     def from_objects(cls, objects: Iterable[Mapping[str, Any] | bytes]) -> Source:
@@ -64,17 +71,16 @@ class Source:
         )
         if blank:
             skip = set(blank)
-            column = column.filter([i not in skip for i in range(len(column))])
-        return cls.from_arrow(column)
+            return cls.from_arrow(column.filter([i not in skip for i in range(len(column))]))
+        return cls(cls.from_arrow(column).table, data, offsets)
 
     @classmethod
     def from_arrow(cls, column: pa.Array | pa.ChunkedArray) -> Source:
         """A string column of API objects, e.g. record batches from DuckDB's JSON reader."""
-        table = pa.table({"j": column, "r": pa.array(range(len(column)), pa.int64())})
-        return cls(pa.Table.from_batches(table.to_batches(_ARROW_BATCH), table.schema))
+        return cls(_batched({"j": column, "r": pa.array(range(len(column)), pa.int64())}))
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def run(
         self, con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None
@@ -88,6 +94,62 @@ class Source:
             # registration anyway: keep the original error
             with suppress(duckdb.TransactionException):
                 con.unregister("_incoming")
+
+
+def _batched(columns: Mapping[str, Any]) -> pa.Table:
+    table = pa.table(columns)
+    return pa.Table.from_batches(table.to_batches(_ARROW_BATCH), table.schema)
+
+
+# A run as GitHub writes it (minified, `repository` and `head_repository` its last members):
+# `{...,"repository":{...},"head_repository":{...}}`. Cutting that text in two, `head` + "}" is
+# the run without them and "{" + `tail` holds just them, both read in place (string views into
+# the source text, no copy). Parsing those two instead of the whole run, and storing `head`,
+# costs less than json_merge_patch (measured on 100,000 runs: 4.6 s of CPU against 6.2 s for
+# both passes).
+# The cut is used only where both parse and the tail holds nothing but those members, which
+# proves they were the run's own top-level members; any other run is patched by DuckDB.
+_REPOSITORY_MEMBER = b',"repository":{'
+
+
+def _views(text: Any, spans: np.ndarray) -> pa.Array:
+    """A string_view array of text[start:end] for each (start, end) row of `spans`; rows with
+    end - start <= 12 (which Arrow would need inlined) are empty strings."""
+    lengths = (spans[:, 1] - spans[:, 0]).astype(np.int32)
+    views = np.zeros((len(spans), 4), np.int32)
+    long = lengths > 12
+    starts = spans[long, 0]
+    data = np.frombuffer(text, np.uint8)
+    views[long, 0] = lengths[long]
+    views[long, 1] = data[starts[:, None] + np.arange(4)].copy().view("<i4").ravel()
+    views[long, 3] = starts
+    return pa.Array.from_buffers(
+        pa.string_view(), len(spans), [None, pa.py_buffer(views), pa.py_buffer(text)]
+    )
+
+
+def _cut(source: Source) -> Source:
+    """The source with columns `head` and `tail` (see above); both empty where not cut."""
+    count = len(source)
+    spans = np.zeros((count, 4), np.int64)
+    text, offsets = source.text, source.offsets
+    if text is None or offsets is None or len(text) >= 2**31:
+        text = b""
+    else:
+        find, rfind = text.find, text.rfind
+        for row in range(count):
+            start, stop = offsets[row], offsets[row + 1]
+            member = find(_REPOSITORY_MEMBER, start, stop)
+            end = rfind(b"}", start, stop) + 1
+            if member > start + 1 and end > member and not text[end:stop].strip():
+                spans[row] = (start, member, member + 1, end)
+    columns = {
+        "j": source.table.column("j"),
+        "r": source.table.column("r"),
+        "head": _views(text, spans[:, :2]),
+        "tail": _views(text, spans[:, 2:]),
+    }
+    return Source(_batched(columns))
 
 
 def _norm(expr: str) -> str:
@@ -116,6 +178,7 @@ _RUN_ROWS = f"""
 CREATE OR REPLACE TEMP TABLE _rows AS
 SELECT
     r,
+    cut,
     coalesce($repo, f[1], regexp_extract(f[19], {_REPO_FROM_URL}, 1)) AS repo,
     f[2]::BIGINT AS run_id,
     coalesce(f[3]::INTEGER, 1) AS run_attempt,
@@ -134,7 +197,21 @@ SELECT
     try_cast(f[16] AS TIMESTAMPTZ) AS run_started_at,
     try_cast(f[17] AS TIMESTAMPTZ) AS updated_at,
     f[18] AS html_url
-FROM (SELECT r, json_extract_string(j, $paths) AS f FROM _incoming)
+FROM (
+    SELECT r, cut,
+           CASE WHEN cut
+                THEN list_concat([json_extract_string('{{' || tail, '$.repository.full_name')],
+                                 f_cut[2:])
+                ELSE json_extract_string(j, $paths) END AS f
+    FROM (SELECT *, f_cut IS NOT NULL AS cut FROM (
+        SELECT r, j, tail,
+               CASE WHEN tail = '' THEN NULL
+                    WHEN TRY(json_keys('{{' || tail))
+                         IN (['repository'], ['repository', 'head_repository'])
+                    THEN TRY(json_extract_string(head || '}}', $paths)) END AS f_cut
+        FROM _incoming
+    ))
+)
 """
 
 # An equal updated_at is the same version: re-importing a file writes nothing.
@@ -152,7 +229,9 @@ WHERE w.run_id IS NULL OR i.updated_at > w.updated_at
 
 _RUNS_INSERT = """
 __INSERT__ INTO workflow_runs
-SELECT s.* EXCLUDE (r), json_merge_patch(i.j, '{"repository": null, "head_repository": null}')
+SELECT s.* EXCLUDE (r, cut),
+       CASE WHEN s.cut THEN (i.head || '}')::JSON
+            ELSE json_merge_patch(i.j, '{"repository": null, "head_repository": null}') END
 FROM _rows s SEMI JOIN _winners w ON s.r = w.r JOIN _incoming i ON s.r = i.r
 """
 
@@ -213,6 +292,7 @@ def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
     """
     if not len(source):
         return 0
+    source = _cut(source)
     count, insert = _upsert(
         con,
         source,
