@@ -36,6 +36,7 @@ _HEAD_LIMIT = 256 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024 * 1024  # a file is saved in batches of about this size
 _JSON_MAX_OBJECT = 64 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+_READER_MEMORY_LIMIT = "512MB"  # the reader only streams, beside the writer's buffer pool
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def _duckdb_batches(dump: Dump) -> Iterator[Source]:
     if dump.unnest is not None:
         sql = f"SELECT unnest(json_extract(json, $path)) AS j FROM {reader}"
         params["path"] = dump.unnest
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": _READER_MEMORY_LIMIT})
     try:
         query = con.sql(f"SELECT j::VARCHAR AS j FROM ({sql})", params=params)
         batches = query.to_arrow_reader(4096)

@@ -110,6 +110,7 @@ def _batched(columns: Mapping[str, Any]) -> pa.Table:
 # The cut is used only where both parse and the tail holds nothing but those members, which
 # proves they were the run's own top-level members; any other run is patched by DuckDB.
 _REPOSITORY_MEMBER = b',"repository":{'
+_VALUE_ENDS = b'"}]0123456789el'  # the last byte of a JSON value: a member ends before the cut
 
 
 def _views(text: Any, spans: np.ndarray) -> pa.Array:
@@ -141,7 +142,12 @@ def _cut(source: Source) -> Source:
             start, stop = offsets[row], offsets[row + 1]
             member = find(_REPOSITORY_MEMBER, start, stop)
             end = rfind(b"}", start, stop) + 1
-            if member > start + 1 and end > member and not text[end:stop].strip():
+            if (
+                member > start + 1
+                and text[member - 1] in _VALUE_ENDS
+                and end > member
+                and not text[end:stop].strip()
+            ):
                 spans[row] = (start, member, member + 1, end)
     columns = {
         "j": source.table.column("j"),
