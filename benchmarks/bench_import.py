@@ -30,8 +30,10 @@ files = [Path(p) for p in sys.argv[2:]]
 started = time.perf_counter()
 result = import_dumps(Store(sys.argv[1]), files)
 elapsed = time.perf_counter() - started
-rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"elapsed_s": elapsed, "objects": result.objects, "peak_rss_mib": rss_mib}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"elapsed_s": elapsed, "objects": result.objects,
+                  "peak_rss_mib": usage.ru_maxrss / 1024,
+                  "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 ROW_INSERT = """
@@ -112,7 +114,8 @@ def main() -> None:
             f"bulk import: {runs:,} runs + {bulk['objects'].get('jobs', 0):,} jobs in "
             f"{bulk['elapsed_s']:.2f}s = {runs_per_s:,.0f} runs/s, "
             f"{size_mb / bulk['elapsed_s']:,.0f} MB/s (runs file alone {runs_mb:,.0f} MB), "
-            f"peak RSS {bulk['peak_rss_mib']:,.0f} MiB"
+            f"peak RSS {bulk['peak_rss_mib']:,.0f} MiB, CPU {bulk['cpu_s']:.1f}s (the machine's "
+            "other load stretches the wall time, not this)"
         )
         naive = row_by_row(Path(scratch) / "rows.duckdb", paths["runs"], args.slice)
         print(f"row-by-row INSERT of {args.slice:,} runs: {naive:,.0f} runs/s")

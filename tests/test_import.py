@@ -13,7 +13,9 @@ import pytest
 
 from deploystats.errors import DumpError
 from deploystats.ingest import import_dumps
+from deploystats.sources.dumps import inspect_dump
 from deploystats.store import Store, connect
+from deploystats.store.save import _cut
 
 IONIC = "gha/stencil_speed_ionic"
 
@@ -338,4 +340,60 @@ def test_simulated_dumps_import_every_kind_once(store: Store, tmp_path: Path) ->
     linked = {s["log_url"] for s in sim.deployment_statuses if s.get("log_url")}
     assert rows(store, "SELECT count(DISTINCT log_url) FROM deployment_statuses") == [
         (len(linked),)
+    ]
+
+
+def without_repositories(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k not in ("repository", "head_repository")}
+
+
+def stored_runs(store: Store) -> list[tuple[Any, ...]]:
+    """Rows with raw parsed: a cut run keeps its text (e.g. escapes like \\u202f as written),
+    a patched one is written anew by DuckDB."""
+    found = rows(store, "SELECT * EXCLUDE (raw), raw FROM workflow_runs ORDER BY ALL")
+    return [(*row[:-1], json.loads(row[-1])) for row in found]
+
+
+def test_runs_cut_in_place_store_what_a_patched_copy_stores(realdata: Path, tmp_path: Path) -> None:
+    # minified JSON Lines, as GitHub writes runs: the repository objects are cut out of the
+    # text; a list read by DuckDB goes through json_merge_patch. Both store the same rows.
+    runs = ionic_runs(realdata)
+    lines = tmp_path / "runs.jsonl"
+    lines.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in runs))
+    source = next(inspect_dump(lines).batches())
+    assert all(_cut(source).table.column("tail").to_pylist()), "every run is cut in place"
+    cut, patched = Store(tmp_path / "cut.duckdb"), Store(tmp_path / "patched.duckdb")
+    import_dumps(cut, [lines])
+    import_dumps(patched, [write_list(tmp_path / "runs.json", runs)])
+
+    assert stored_runs(cut) == stored_runs(patched)
+    assert rows(cut, "SELECT * FROM repositories") == rows(patched, "SELECT * FROM repositories")
+    raws = rows(cut, "SELECT run_id, run_attempt, raw FROM workflow_runs")
+    assert {(i, a): json.loads(raw) for i, a, raw in raws} == {
+        (r["id"], r["run_attempt"]): without_repositories(r) for r in runs
+    }
+
+
+def test_a_run_whose_text_cannot_be_cut_loses_only_its_repository_objects(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    run = ionic_runs(realdata)[0]
+    repository, head = run["repository"], run["head_repository"]
+    bare = without_repositories(run)
+    odd = [
+        # a member after the repository objects
+        {**bare, "id": 1, "repository": repository, "head_repository": head, "extra": 1},
+        # a nested "repository" member before the run's own
+        {**bare, "id": 2, "pull_requests": [{"n": 1, "repository": {"id": 5}}],
+         "repository": repository, "head_repository": head},
+        # no head_repository; trailing spaces
+        {**bare, "id": 3, "repository": repository},
+    ]  # fmt: skip
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "  \n" for r in odd))
+    import_dumps(store, [path])
+
+    raws = rows(store, "SELECT run_id, raw, repo FROM workflow_runs ORDER BY run_id")
+    assert [(i, json.loads(raw), repo) for i, raw, repo in raws] == [
+        (r["id"], without_repositories(r), repository["full_name"]) for r in odd
     ]

@@ -37,8 +37,8 @@ def import_dumps(
 ) -> ImportResult:
     """Import saved API JSON files, each in batches that commit whole or not at all.
 
-    A JSON Lines file is saved in chunks of whole lines (bounded memory); any other file in
-    one batch. Importing a file twice changes nothing; an older dump never reverts newer rows;
+    A file is saved in batches of about 64 MB of whole objects (bounded memory). Importing a
+    file twice changes nothing; an older dump never reverts newer rows;
     an import that failed part-way keeps its committed batches, and a rerun completes it.
     Every file is inspected before the first is written, so a file of an unknown shape in the
     list fails before anything is imported.

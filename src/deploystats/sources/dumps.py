@@ -4,17 +4,22 @@ Accepted shapes: an API page (`{"total_count": n, "workflow_runs": [...]}` or `{
 pages written one after another (`gh api --paginate`), a JSON list, a single object, JSON Lines,
 any of them gzip-compressed. Kinds, detected from the first object: runs (list entries or
 `/attempts/{n}`), jobs, deployments, deployment statuses. Python only peeks at the head of the
-file; DuckDB reads the bulk.
+file and cuts JSON Lines into chunks of whole lines; DuckDB parses every object.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import mmap
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import duckdb
+import pyarrow as pa
 
 from deploystats.errors import DumpError
 from deploystats.store.save import Source
@@ -28,27 +33,110 @@ _PAGE_KEYS = {"workflow_runs": "runs", "jobs": "jobs"}
 _HEAD_LIMIT = 256 * 1024 * 1024
 
 
-CHUNK_BYTES = 64 * 1024 * 1024  # a JSON Lines file is saved in batches of about this size
+CHUNK_BYTES = 64 * 1024 * 1024  # a file is saved in batches of about this size
+_JSON_MAX_OBJECT = 64 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_READER_MEMORY_LIMIT = "512MB"  # the reader only streams, beside the writer's buffer pool
 
 
 @dataclass(frozen=True)
 class Dump:
-    """One file: what it holds and how DuckDB should read it."""
+    """One file: what it holds and how to read it."""
 
     path: Path
     kind: str  # runs | jobs | deployments | deployment_statuses
-    source: Source
-    json_lines: bool = False
+    fmt: str  # json_lines, empty, or a format of DuckDB's read_json_objects
+    unnest: str | None = None  # JSON path of a page's list
+
+    @property
+    def json_lines(self) -> bool:
+        return self.fmt == "json_lines"
 
     def batches(self) -> Iterator[Source]:
-        """The file as batches: JSON Lines in chunks of whole lines (bounded memory, each
-        chunk committed on its own), any other shape whole through DuckDB's reader."""
-        if not self.json_lines:
-            yield self.source
-            return
-        with _open(self.path) as handle:
-            while lines := handle.readlines(CHUNK_BYTES):
-                yield Source.from_lines([line for line in lines if line.strip()])
+        """The file in batches of about CHUNK_BYTES of whole objects (bounded memory, each
+        batch committed on its own). JSON Lines are split here and read in place; any other
+        shape is unwrapped by DuckDB's JSON reader."""
+        if self.json_lines:
+            yield from _json_lines_batches(self.path)
+        elif self.fmt != "empty":
+            yield from _duckdb_batches(self)
+
+
+def _json_lines_batches(path: Path) -> Iterator[Source]:
+    chunks = _read_chunks(path) if path.suffix == ".gz" else _mapped_chunks(path)
+    first = True
+    for data, start, end in chunks:
+        if first and data[start : start + len(_BOM)] == _BOM:
+            start += len(_BOM)
+        first = False
+        if end > start:
+            yield Source.from_json_lines(data, start, end)
+
+
+def _mapped_chunks(path: Path) -> Iterator[tuple[Any, int, int]]:
+    """Whole lines of a plain file, mapped rather than read: no copy of the text (measured:
+    1.7 s of CPU for 1.4 GB of runs read, 0.4 s mapped). A window is unmapped once its batch
+    is saved and dropped."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        position = 0
+        window = CHUNK_BYTES
+        while position < size:
+            base = position - position % mmap.ALLOCATIONGRANULARITY
+            length = min(size - base, position - base + window)
+            view = mmap.mmap(handle.fileno(), length, access=mmap.ACCESS_READ, offset=base)
+            end = view.rfind(b"\n", position - base) + 1 if base + length < size else length
+            if end <= position - base:  # a line longer than the window: widen it
+                window *= 2
+                continue
+            yield view, position - base, end
+            position, window = base + end, CHUNK_BYTES
+
+
+def _read_chunks(path: Path) -> Iterator[tuple[Any, int, int]]:
+    """Whole lines of a compressed file, in fresh buffers (the last batch may still use one)."""
+    rest = b""
+    with _open(path) as handle:
+        while True:
+            # the chunk starts with the partial line the last one ended with: no copy of it
+            data = bytearray(len(rest) + CHUNK_BYTES)
+            data[: len(rest)] = rest
+            read = handle.readinto(memoryview(data)[len(rest) :])
+            size = len(rest) + read
+            end = data.rfind(b"\n", 0, size) + 1 if read else size
+            if read and not end:  # a line longer than a chunk: read on
+                rest = bytes(data[:size])
+                continue
+            yield data, 0, end
+            if not read:
+                return
+            rest = bytes(data[end:size])
+
+
+def _duckdb_batches(dump: Dump) -> Iterator[Source]:
+    """Objects of any other shape, unwrapped by DuckDB's reader and streamed in batches."""
+    reader = "read_json_objects($file, format := $fmt, maximum_object_size := $max)"
+    params: dict[str, Any] = {"file": str(dump.path), "fmt": dump.fmt, "max": _JSON_MAX_OBJECT}
+    sql = f"SELECT json AS j FROM {reader}"
+    if dump.unnest is not None:
+        sql = f"SELECT unnest(json_extract(json, $path)) AS j FROM {reader}"
+        params["path"] = dump.unnest
+    con = duckdb.connect(config={"memory_limit": _READER_MEMORY_LIMIT})
+    try:
+        query = con.sql(f"SELECT j::VARCHAR AS j FROM ({sql})", params=params)
+        batches = query.to_arrow_reader(4096)
+        pending: list[pa.Array] = []
+        size = 0
+        for batch in batches:
+            pending.append(batch.column(0))
+            size += batch.nbytes
+            if size >= CHUNK_BYTES:
+                yield Source.from_arrow(pa.chunked_array(pending, pa.string()))
+                pending, size = [], 0
+        if pending:
+            yield Source.from_arrow(pa.chunked_array(pending, pa.string()))
+    finally:
+        con.close()
 
 
 def object_kind(obj: Mapping[str, Any]) -> str | None:
@@ -120,31 +208,27 @@ def inspect_dump(path: Path) -> Dump:
     if not path.is_file():
         raise DumpError(f"{path}: no such file", path=str(path))
     first, rest, one_line = _first_value(path)
-    files = [str(path)]
     if isinstance(first, list):
         if not first:
-            return Dump(path, "runs", Source.from_objects([]))
+            return Dump(path, "runs", "empty")
         if not isinstance(first[0], dict):
             raise _unrecognised(path, "a list of non-objects")
         kind = object_kind(first[0])
         if kind is None:
             raise _unrecognised(path, f"a list of objects with keys {_keys(first[0])}")
         if rest.lstrip()[:1] == b"[":  # arrays one after another (gh api --paginate)
-            return Dump(path, kind, Source.from_files(files, fmt="unstructured", unnest="$[*]"))
-        return Dump(path, kind, Source.from_files(files, fmt="array"))
+            return Dump(path, kind, "unstructured", unnest="$[*]")
+        return Dump(path, kind, "array")
     if not isinstance(first, dict):
         raise _unrecognised(path, f"a JSON {type(first).__name__}")
     for key, kind in _PAGE_KEYS.items():
         if isinstance(first.get(key), list):
-            return Dump(
-                path, kind, Source.from_files(files, fmt="unstructured", unnest=f"$.{key}[*]")
-            )
+            return Dump(path, kind, "unstructured", unnest=f"$.{key}[*]")
     kind = object_kind(first)
     if kind is None:
         raise _unrecognised(path, f"an object with keys {_keys(first)}")
     json_lines = one_line and rest.lstrip(b" \t")[:1] in (b"\n", b"\r", b"")
-    fmt = "newline_delimited" if json_lines else "unstructured"
-    return Dump(path, kind, Source.from_files(files, fmt=fmt), json_lines=json_lines)
+    return Dump(path, kind, "json_lines" if json_lines else "unstructured")
 
 
 def _keys(obj: Mapping[str, Any]) -> str:
