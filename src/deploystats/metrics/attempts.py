@@ -160,22 +160,30 @@ matched AS (
         AND (w.workflow_file GLOB p.pattern OR w.workflow_name GLOB p.pattern)
     GROUP BY ALL
 )
-SELECT m.target, t.tid, m.repo, m.workflow_path, m.workflow_name, m.is_rollback
+SELECT m.target, t.tid, m.repo, m.workflow_path, m.workflow_name, m.is_rollback,
+       EXISTS (SELECT 1 FROM _patterns p WHERE p.target = m.target AND p.kind = 'branch')
+           AS branch_filtered,
+       EXISTS (SELECT 1 FROM _patterns p WHERE p.target = m.target AND p.kind = 'event')
+           AS event_filtered
 FROM matched m JOIN _targets t USING (target)
 WHERE m.is_deploy OR m.is_rollback
 """
 
+# The branches and events seen that pass the filters of the targets having such a filter
+# (distinct patterns matched once against the distinct values).
 _BRANCH_EVENT_OK = """
 CREATE OR REPLACE TEMP TABLE _filters_ok AS
 WITH values_seen AS (
     SELECT DISTINCT 'branch' AS kind, head_branch AS value FROM workflow_runs
     UNION SELECT DISTINCT 'event', event FROM workflow_runs
+),
+matched AS (
+    SELECT p.kind, p.pattern, v.value
+    FROM (SELECT DISTINCT kind, pattern FROM _patterns WHERE kind IN ('branch', 'event')) p
+    JOIN values_seen v ON v.kind = p.kind AND v.value GLOB p.pattern
 )
-SELECT t.target, v.kind, v.value
-FROM _targets t CROSS JOIN values_seen v
-WHERE NOT EXISTS (SELECT 1 FROM _patterns p WHERE p.target = t.target AND p.kind = v.kind)
-   OR EXISTS (SELECT 1 FROM _patterns p
-              WHERE p.target = t.target AND p.kind = v.kind AND v.value GLOB p.pattern)
+SELECT DISTINCT p.target, m.kind, m.value
+FROM _patterns p JOIN matched m USING (kind, pattern)
 """
 
 # Every attempt of the deploy and rollback workflows of each target; branches and events
@@ -192,10 +200,12 @@ FROM workflow_runs r
 JOIN _scopes s ON s.repo = r.repo AND s.workflow_path IS NOT DISTINCT FROM r.workflow_path
     AND s.workflow_name IS NOT DISTINCT FROM r.workflow_name
 WHERE s.is_rollback OR (
-    EXISTS (SELECT 1 FROM _filters_ok b WHERE b.target = s.target AND b.kind = 'branch'
-            AND b.value IS NOT DISTINCT FROM r.head_branch)
-    AND EXISTS (SELECT 1 FROM _filters_ok e WHERE e.target = s.target AND e.kind = 'event'
-                AND e.value IS NOT DISTINCT FROM r.event))
+    (NOT s.branch_filtered
+     OR EXISTS (SELECT 1 FROM _filters_ok b WHERE b.target = s.target AND b.kind = 'branch'
+                AND b.value = r.head_branch))
+    AND (NOT s.event_filtered
+         OR EXISTS (SELECT 1 FROM _filters_ok e WHERE e.target = s.target AND e.kind = 'event'
+                    AND e.value = r.event)))
 """
 
 _JOB_NAMES = """
@@ -265,19 +275,23 @@ repos AS (
     SELECT DISTINCT r.target, r.repo FROM _runs r JOIN _targets t USING (target)
     WHERE t.environment IS NOT NULL
 ),
-statuses AS (  -- each status URL parsed once, and only in the repos of such targets
+urls AS (  -- the distinct status URLs naming a run, only in the repos of such targets
+    SELECT DISTINCT repo, deployment_id, coalesce(log_url, target_url) AS url
+    FROM deployment_statuses SEMI JOIN repos USING (repo)
+    WHERE contains(coalesce(log_url, target_url), '/actions/runs/')
+),
+statuses AS (  -- each URL parsed once
     SELECT DISTINCT repo, deployment_id,
            regexp_extract(url, '/actions/runs/(\d+)', 1)::BIGINT AS run_id,
            try_cast(regexp_extract(url, '/job/(\d+)', 1) AS BIGINT) AS job_id
-    FROM (SELECT repo, deployment_id, coalesce(log_url, target_url) AS url
-          FROM deployment_statuses SEMI JOIN repos USING (repo))
-    WHERE regexp_matches(coalesce(url, ''), '/actions/runs/\d+')
+    FROM urls
+    WHERE regexp_matches(url, '/actions/runs/\d+')
 )
-SELECT DISTINCT e.target, s.repo, d.sha, s.run_id, s.job_id
+SELECT DISTINCT r.target, s.repo, d.sha, s.run_id, s.job_id
 FROM statuses s
 JOIN deployments d ON d.repo = s.repo AND d.deployment_id = s.deployment_id
-JOIN environments e ON e.environment = d.environment
-SEMI JOIN repos r ON r.target = e.target AND r.repo = s.repo
+JOIN repos r ON r.repo = s.repo
+SEMI JOIN environments e ON e.target = r.target AND e.environment = d.environment
 """
 
 # Executed jobs (DESIGN §5): started in this attempt, not skipped, and taken by a runner or
@@ -285,7 +299,22 @@ SEMI JOIN repos r ON r.target = e.target AND r.repo = s.repo
 # attempt (aid): the jobs seen, and its deploy jobs reduced to their timing, runner roles and
 # failures; attempts without deploy jobs are timed by the run. Every large join builds its
 # hash table on the narrow per-attempt side and streams the wide runs through it.
+_EXECUTED = """NOT r.is_rollback AND j.started_at >= r.run_started_at
+        AND j.conclusion <> 'skipped' AND (j.runner_name IS NOT NULL OR u.job_id IS NOT NULL)"""
 _STARTED = "coalesce(p.deploy_started_at, r.run_started_at)"
+
+# Attempts with a deploy job that ran a rollback step (few: looked up from those steps).
+_ROLLBACK_ATTEMPTS = f"""
+CREATE OR REPLACE TEMP TABLE _rollback_attempts AS
+SELECT DISTINCT r.aid
+FROM _rollback_jobs rj
+JOIN jobs j ON j.repo = rj.repo AND j.job_id = rj.job_id
+JOIN _runs r ON r.target = rj.target AND r.repo = j.repo AND r.run_id = j.run_id
+    AND r.run_attempt = j.run_attempt
+JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
+LEFT JOIN _unrun_steps u ON u.repo = j.repo AND u.job_id = j.job_id
+WHERE {_EXECUTED}
+"""
 _COMPLETED = "CASE WHEN p.deploy_jobs > 0 THEN p.deploy_completed_at ELSE r.updated_at END"
 _ATTEMPTS = f"""
 CREATE OR REPLACE TEMP TABLE deployment_attempts AS
@@ -298,20 +327,16 @@ WITH seen AS (
 ),
 deploy_jobs AS (  -- executed jobs named like a deploy job
     SELECT r.aid, j.conclusion, j.created_at, j.started_at, j.completed_at,
-           rj.job_id IS NOT NULL AS rollback_ran,
            coalesce(rr.secondary_match, false) AS on_secondary,
            coalesce(rr.primary_match OR rr.secondary_match, false) AS role_known
     FROM _runs r
     JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
     JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
     LEFT JOIN _unrun_steps u ON u.repo = j.repo AND u.job_id = j.job_id
-    LEFT JOIN _rollback_jobs rj ON rj.target = r.target AND rj.repo = j.repo
-        AND rj.job_id = j.job_id
     LEFT JOIN _runner_roles rr ON rr.target = r.target AND rr.runner_name = j.runner_name
         AND rr.runner_group_name IS NOT DISTINCT FROM j.runner_group_name
         AND rr.labels IS NOT DISTINCT FROM j.labels
-    WHERE NOT r.is_rollback AND j.started_at >= r.run_started_at AND j.conclusion <> 'skipped'
-        AND (j.runner_name IS NOT NULL OR u.job_id IS NOT NULL)
+    WHERE {_EXECUTED}
 ),
 per_attempt AS (
     SELECT aid,
@@ -322,7 +347,6 @@ per_attempt AS (
                AS deploy_completed_at,
            max(epoch(started_at) - epoch(created_at)) AS queue_s,
            min(created_at) AS first_deploy_created_at,
-           bool_or(rollback_ran) AS rollback_step_ran,
            bool_or(on_secondary) AS on_secondary,
            bool_and(role_known) AS roles_known,
            min(completed_at) FILTER (conclusion IN ('failure', 'timed_out', 'startup_failure'))
@@ -359,20 +383,21 @@ classified AS (
            CASE WHEN p.deploy_jobs > 0 THEN 'jobs' ELSE 'run' END AS timing_source,
            p.queue_s,
            epoch(p.first_deploy_created_at) - epoch(r.run_started_at) AS pending_s,
-           coalesce(p.rollback_step_ran, false) AS rollback_step_ran,
+           ra.aid IS NOT NULL AS rollback_step_ran,
            coalesce(p.on_secondary, false) AS on_secondary,
            coalesce(p.roles_known, false) AS roles_known,
            coalesce(p.first_failed_at, coalesce(p.deploy_completed_at, r.updated_at))
                AS failure_at,
            coalesce(l.sha, r.head_sha) AS deployed_sha,
            l.sha IS NOT NULL AS linked,
-           e.excluded_reason, r.aid
+           e.excluded_reason, r.aid, r.tid
     FROM _runs r
     JOIN _targets t USING (tid)
     LEFT JOIN per_attempt p USING (aid)
     LEFT JOIN seen s USING (aid)
     LEFT JOIN linked l USING (aid)
     LEFT JOIN excluded e USING (aid)
+    LEFT JOIN _rollback_attempts ra USING (aid)
     WHERE NOT r.is_rollback AND (t.environment IS NULL OR l.sha IS NOT NULL)
 )
 SELECT *,
@@ -402,7 +427,7 @@ FROM classified
 
 _STEPS = (
     _SCOPES, _BRANCH_EVENT_OK, _RUNS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS,
-    _ENVIRONMENT_LINKS, _ATTEMPTS,
+    _ROLLBACK_ATTEMPTS, _ENVIRONMENT_LINKS, _ATTEMPTS,
 )  # fmt: skip
 
 
