@@ -297,11 +297,11 @@ SEMI JOIN environments e ON e.target = r.target AND e.environment = d.environmen
 # Executed jobs (DESIGN §5): started in this attempt, not skipped, and taken by a runner or
 # with a step that ran. Deploy jobs: the executed jobs whose name matches deploy_jobs. Per
 # attempt (aid): the jobs seen, and its deploy jobs reduced to their timing, runner roles and
-# failures; attempts without deploy jobs are timed by the run. Every large join builds its
-# hash table on the narrow per-attempt side and streams the wide runs through it.
+# failures; attempts without deploy jobs are timed by the run.
 _EXECUTED = """NOT r.is_rollback AND j.started_at >= r.run_started_at
         AND j.conclusion <> 'skipped' AND (j.runner_name IS NOT NULL OR u.job_id IS NOT NULL)"""
 _STARTED = "coalesce(p.deploy_started_at, r.run_started_at)"
+_COMPLETED = "CASE WHEN p.deploy_jobs > 0 THEN p.deploy_completed_at ELSE r.updated_at END"
 
 # Attempts with a deploy job that ran a rollback step (few: looked up from those steps).
 _ROLLBACK_ATTEMPTS = f"""
@@ -315,7 +315,7 @@ JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
 LEFT JOIN _unrun_steps u ON u.repo = j.repo AND u.job_id = j.job_id
 WHERE {_EXECUTED}
 """
-_COMPLETED = "CASE WHEN p.deploy_jobs > 0 THEN p.deploy_completed_at ELSE r.updated_at END"
+
 _ATTEMPTS = f"""
 CREATE OR REPLACE TEMP TABLE deployment_attempts AS
 WITH seen AS (
