@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from deploystats.errors import LockedError, StoreError
-from deploystats.store import SCHEMA_VERSION, Store, connect, scalar, transaction, write_cursor
+from deploystats.store import (
+    READER_MEMORY_LIMIT,
+    SCHEMA_VERSION,
+    WRITER_MEMORY_LIMIT,
+    Store,
+    connect,
+    scalar,
+    transaction,
+    write_cursor,
+)
 from deploystats.store.save import Source, save_runs
 from tests.conftest import lock_held
 
@@ -59,6 +68,45 @@ def test_every_session_runs_in_utc_whatever_the_machine_timezone(db_path: Path) 
 def test_readers_need_an_existing_file(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"no database at .*missing.duckdb: run `deploystats sync"):
         connect(tmp_path / "missing.duckdb", read_only=True)
+
+
+def _limit_bytes(con: object) -> int:
+    """memory_limit as DuckDB reports it ('953.6 MiB'), in bytes."""
+    number, unit = str(scalar(con, "SELECT current_setting('memory_limit')")).split()
+    return int(float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit])
+
+
+def test_readers_and_writers_cap_duckdbs_memory(db_path: Path) -> None:
+    # DuckDB reads '1GB' as 10**9 bytes and reports it in MiB, rounded to 0.1
+    want = {"1GB": 10**9, "512MB": 512 * 10**6}
+    con = connect(db_path)
+    try:
+        assert _limit_bytes(con) == pytest.approx(want[WRITER_MEMORY_LIMIT], rel=1e-3)
+    finally:
+        con.close()
+    con = connect(db_path, read_only=True)
+    try:
+        assert _limit_bytes(con) == pytest.approx(want[READER_MEMORY_LIMIT], rel=1e-3)
+    finally:
+        con.close()
+
+
+def test_a_reader_spills_temp_tables_above_its_memory_cap(db_path: Path) -> None:
+    connect(db_path).close()
+    con = connect(db_path, read_only=True, memory_limit="64MB")
+    try:
+        # ~190 MB of rows: three times the cap, kept by spilling to <db>.tmp
+        con.execute(
+            "CREATE TEMP TABLE big AS SELECT i, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS s "
+            "FROM range(2500000) r(i)"
+        )
+        assert con.execute("SELECT count(*), count(DISTINCT s), sum(i) FROM big").fetchall() == [
+            (2_500_000, 2_500_000, 2_500_000 * 2_499_999 // 2)
+        ]
+        spilled = scalar(con, "SELECT coalesce(sum(size), 0) FROM duckdb_temporary_files()")
+        assert int(spilled) > 64 * 10**6
+    finally:
+        con.close()
 
 
 def test_a_failed_batch_leaves_nothing_behind(db_path: Path) -> None:

@@ -46,6 +46,7 @@ def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) 
         "_targets_in",
         pa.table(
             {
+                "tid": list(range(len(targets))),
                 "target": [t.name for t in targets],
                 "team": [t.team for t in targets],
                 "service": [t.service for t in targets],
@@ -60,6 +61,7 @@ def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) 
             },
             schema=pa.schema(
                 [
+                    ("tid", pa.int32()),
                     ("target", pa.string()),
                     ("team", pa.string()),
                     ("service", pa.string()),
@@ -104,6 +106,7 @@ def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) 
         "_exclusions_in",
         pa.table(
             {
+                "xid": list(range(len(exclusions))),
                 "target": [r[0] for r in exclusions],
                 "run_id": [r[1] for r in exclusions],
                 "from_at": [r[2] for r in exclusions],
@@ -112,6 +115,7 @@ def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) 
             },
             schema=pa.schema(
                 [
+                    ("xid", pa.int64()),
                     ("target", pa.string()),
                     ("run_id", pa.int64()),
                     ("from_at", pa.string()),
@@ -125,10 +129,11 @@ def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) 
         """
         CREATE OR REPLACE TEMP TABLE _targets AS SELECT * FROM _targets_in;
         CREATE OR REPLACE TEMP TABLE _patterns AS SELECT * FROM _patterns_in;
-        CREATE OR REPLACE TEMP TABLE _exclusions AS
-            SELECT target, run_id, from_at::TIMESTAMPTZ AS from_at, to_at::TIMESTAMPTZ AS to_at,
-                   reason
-            FROM _exclusions_in;
+        CREATE OR REPLACE TEMP TABLE _exclusions AS  -- xid: the configured order
+            SELECT t.tid, x.target, x.run_id, x.from_at::TIMESTAMPTZ AS from_at,
+                   x.to_at::TIMESTAMPTZ AS to_at, x.reason, x.xid
+            FROM _exclusions_in x
+            JOIN _targets t USING (target);
         """
     )
     for name in ("_targets_in", "_patterns_in", "_exclusions_in"):
@@ -155,39 +160,52 @@ matched AS (
         AND (w.workflow_file GLOB p.pattern OR w.workflow_name GLOB p.pattern)
     GROUP BY ALL
 )
-SELECT target, repo, workflow_path, workflow_name, is_rollback FROM matched
-WHERE is_deploy OR is_rollback
+SELECT m.target, t.tid, m.repo, m.workflow_path, m.workflow_name, m.is_rollback,
+       EXISTS (SELECT 1 FROM _patterns p WHERE p.target = m.target AND p.kind = 'branch')
+           AS branch_filtered,
+       EXISTS (SELECT 1 FROM _patterns p WHERE p.target = m.target AND p.kind = 'event')
+           AS event_filtered
+FROM matched m JOIN _targets t USING (target)
+WHERE m.is_deploy OR m.is_rollback
 """
 
+# The branches and events seen that pass the filters of the targets having such a filter
+# (distinct patterns matched once against the distinct values).
 _BRANCH_EVENT_OK = """
 CREATE OR REPLACE TEMP TABLE _filters_ok AS
 WITH values_seen AS (
     SELECT DISTINCT 'branch' AS kind, head_branch AS value FROM workflow_runs
     UNION SELECT DISTINCT 'event', event FROM workflow_runs
+),
+matched AS (
+    SELECT p.kind, p.pattern, v.value
+    FROM (SELECT DISTINCT kind, pattern FROM _patterns WHERE kind IN ('branch', 'event')) p
+    JOIN values_seen v ON v.kind = p.kind AND v.value GLOB p.pattern
 )
-SELECT t.target, v.kind, v.value
-FROM _targets t CROSS JOIN values_seen v
-WHERE NOT EXISTS (SELECT 1 FROM _patterns p WHERE p.target = t.target AND p.kind = v.kind)
-   OR EXISTS (SELECT 1 FROM _patterns p
-              WHERE p.target = t.target AND p.kind = v.kind AND v.value GLOB p.pattern)
+SELECT DISTINCT p.target, m.kind, m.value
+FROM _patterns p JOIN matched m USING (kind, pattern)
 """
 
 # Every attempt of the deploy and rollback workflows of each target; branches and events
-# filter deploy runs only (a rollback is often dispatched from another ref).
+# filter deploy runs only (a rollback is often dispatched from another ref). `aid` is a
+# BIGINT key of the (target, attempt) pair within this connection: the run's row id and the
+# target's index.
 _RUNS = """
 CREATE OR REPLACE TEMP TABLE _runs AS
 SELECT s.target, s.is_rollback, r.repo, r.run_id, r.run_attempt, r.workflow_name,
        r.workflow_path, r.event, r.status, r.conclusion, r.head_branch, r.head_sha,
        r.head_commit_at, r.created_at AS run_created_at, r.run_started_at, r.updated_at,
-       r.html_url
+       r.html_url, r.rowid * 1048576 + s.tid AS aid, s.tid
 FROM workflow_runs r
 JOIN _scopes s ON s.repo = r.repo AND s.workflow_path IS NOT DISTINCT FROM r.workflow_path
     AND s.workflow_name IS NOT DISTINCT FROM r.workflow_name
 WHERE s.is_rollback OR (
-    EXISTS (SELECT 1 FROM _filters_ok b WHERE b.target = s.target AND b.kind = 'branch'
-            AND b.value IS NOT DISTINCT FROM r.head_branch)
-    AND EXISTS (SELECT 1 FROM _filters_ok e WHERE e.target = s.target AND e.kind = 'event'
-                AND e.value IS NOT DISTINCT FROM r.event))
+    (NOT s.branch_filtered
+     OR EXISTS (SELECT 1 FROM _filters_ok b WHERE b.target = s.target AND b.kind = 'branch'
+                AND b.value = r.head_branch))
+    AND (NOT s.event_filtered
+         OR EXISTS (SELECT 1 FROM _filters_ok e WHERE e.target = s.target AND e.kind = 'event'
+                    AND e.value = r.event)))
 """
 
 _JOB_NAMES = """
@@ -224,60 +242,25 @@ SELECT * FROM matched
 # A job with a step that is not skipped may have executed (an empty conclusion: still
 # running); a step *ran* when its conclusion is neither skipped nor empty, which is what a
 # rollback step must have done. Rollback steps match by name, case-insensitively (patterns
-# are stored lower-case).
+# are stored lower-case); the distinct step names are matched once and the steps joined on
+# the name as stored.
 _STEP_FACTS = """
 CREATE OR REPLACE TEMP TABLE _rollback_names AS
-WITH names AS (SELECT DISTINCT lower(name) AS name FROM job_steps)
+WITH names AS (SELECT DISTINCT name FROM job_steps)
 SELECT DISTINCT p.target, n.name
-FROM names n JOIN _patterns p ON p.kind = 'rollback_step' AND n.name GLOB p.pattern;
+FROM names n JOIN _patterns p ON p.kind = 'rollback_step' AND lower(n.name) GLOB p.pattern;
 
-CREATE OR REPLACE TEMP TABLE _step_facts AS
-WITH attempt_jobs AS (
-    SELECT r.target, j.repo, j.job_id, j.runner_name
-    FROM _runs r
-    JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
-),
-not_skipped AS (  -- only matters for jobs without a runner (the executed rule)
-    SELECT a.target, a.repo, a.job_id, true AS any_not_skipped, false AS rollback_ran
-    FROM attempt_jobs a
-    WHERE a.runner_name IS NULL AND EXISTS (
-        SELECT 1 FROM job_steps s
-        WHERE s.repo = a.repo AND s.job_id = a.job_id AND s.conclusion <> 'skipped')
-),
-rollback AS (  -- steps named like a rollback step that ran
-    SELECT a.target, a.repo, a.job_id, false AS any_not_skipped, true AS rollback_ran
-    FROM job_steps s
-    JOIN _rollback_names n ON n.name = lower(s.name)
-    JOIN attempt_jobs a ON a.target = n.target AND a.repo = s.repo AND a.job_id = s.job_id
-    WHERE s.conclusion NOT IN ('skipped', '')
-)
-SELECT target, repo, job_id, bool_or(any_not_skipped) AS any_not_skipped,
-       bool_or(rollback_ran) AS rollback_ran
-FROM (SELECT * FROM not_skipped UNION ALL SELECT * FROM rollback)
-GROUP BY ALL
-"""
+CREATE OR REPLACE TEMP TABLE _rollback_jobs AS  -- jobs with a rollback step that ran
+SELECT DISTINCT n.target, s.repo, s.job_id
+FROM job_steps s JOIN _rollback_names n ON n.name = s.name
+SEMI JOIN _scopes c ON c.target = n.target AND c.repo = s.repo
+WHERE s.conclusion NOT IN ('skipped', '');
 
-# Executed jobs (DESIGN §5): started in this attempt, not skipped, and taken by a runner or
-# with a step that ran. Deploy jobs: the executed jobs whose name matches deploy_jobs.
-_JOBS = """
-CREATE OR REPLACE TEMP TABLE _attempt_jobs AS
-SELECT r.target, j.repo, j.run_id, j.run_attempt, j.job_id, j.name, j.conclusion,
-       j.created_at, j.started_at, j.completed_at, j.runner_name,
-       d.name IS NOT NULL AS deploy_name,
-       coalesce(f.rollback_ran, false) AS rollback_ran,
-       CASE WHEN rr.secondary_match THEN 'secondary' WHEN rr.primary_match THEN 'primary' END
-           AS runner_role,
-       coalesce(rr.primary_match AND rr.secondary_match, false) AS role_conflict,
-       j.started_at >= r.run_started_at AND j.conclusion <> 'skipped'
-           AND (j.runner_name IS NOT NULL OR coalesce(f.any_not_skipped, false)) AS executed
-FROM _runs r
-JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
-LEFT JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
-LEFT JOIN _step_facts f ON f.target = r.target AND f.repo = j.repo AND f.job_id = j.job_id
-LEFT JOIN _runner_roles rr ON rr.target = r.target AND rr.runner_name = j.runner_name
-    AND rr.runner_group_name IS NOT DISTINCT FROM j.runner_group_name
-    AND rr.labels IS NOT DISTINCT FROM j.labels
-WHERE NOT r.is_rollback
+CREATE OR REPLACE TEMP TABLE _unrun_steps AS  -- only matters for jobs without a runner
+SELECT DISTINCT s.repo, s.job_id
+FROM job_steps s SEMI JOIN (SELECT repo, job_id FROM jobs WHERE runner_name IS NULL) j
+    USING (repo, job_id)
+WHERE s.conclusion <> 'skipped'
 """
 
 # A deployment status names the run (and job) it came from in log_url or target_url.
@@ -292,88 +275,130 @@ repos AS (
     SELECT DISTINCT r.target, r.repo FROM _runs r JOIN _targets t USING (target)
     WHERE t.environment IS NOT NULL
 ),
-statuses AS (  -- each status URL parsed once, and only in the repos of such targets
+urls AS (  -- the distinct status URLs naming a run, only in the repos of such targets
+    SELECT DISTINCT repo, deployment_id, coalesce(log_url, target_url) AS url
+    FROM deployment_statuses SEMI JOIN repos USING (repo)
+    WHERE contains(coalesce(log_url, target_url), '/actions/runs/')
+),
+statuses AS (  -- each URL parsed once
     SELECT DISTINCT repo, deployment_id,
            regexp_extract(url, '/actions/runs/(\d+)', 1)::BIGINT AS run_id,
            try_cast(regexp_extract(url, '/job/(\d+)', 1) AS BIGINT) AS job_id
-    FROM (SELECT repo, deployment_id, coalesce(log_url, target_url) AS url
-          FROM deployment_statuses SEMI JOIN repos USING (repo))
-    WHERE regexp_matches(coalesce(url, ''), '/actions/runs/\d+')
+    FROM urls
+    WHERE regexp_matches(url, '/actions/runs/\d+')
 )
-SELECT DISTINCT e.target, s.repo, d.sha, s.run_id, s.job_id
+SELECT DISTINCT r.target, s.repo, d.sha, s.run_id, s.job_id
 FROM statuses s
 JOIN deployments d ON d.repo = s.repo AND d.deployment_id = s.deployment_id
-JOIN environments e ON e.environment = d.environment
-SEMI JOIN repos r ON r.target = e.target AND r.repo = s.repo
+JOIN repos r ON r.repo = s.repo
+SEMI JOIN environments e ON e.target = r.target AND e.environment = d.environment
 """
 
-_ATTEMPTS = """
+# Executed jobs (DESIGN §5): started in this attempt, not skipped, and taken by a runner or
+# with a step that ran. Deploy jobs: the executed jobs whose name matches deploy_jobs. Per
+# attempt (aid): the jobs seen, and its deploy jobs reduced to their timing, runner roles and
+# failures; attempts without deploy jobs are timed by the run.
+_EXECUTED = """NOT r.is_rollback AND j.started_at >= r.run_started_at
+        AND j.conclusion <> 'skipped' AND (j.runner_name IS NOT NULL OR u.job_id IS NOT NULL)"""
+_STARTED = "coalesce(p.deploy_started_at, r.run_started_at)"
+_COMPLETED = "CASE WHEN p.deploy_jobs > 0 THEN p.deploy_completed_at ELSE r.updated_at END"
+
+# Attempts with a deploy job that ran a rollback step (few: looked up from those steps).
+_ROLLBACK_ATTEMPTS = f"""
+CREATE OR REPLACE TEMP TABLE _rollback_attempts AS
+SELECT DISTINCT r.aid
+FROM _rollback_jobs rj
+JOIN jobs j ON j.repo = rj.repo AND j.job_id = rj.job_id
+JOIN _runs r ON r.target = rj.target AND r.repo = j.repo AND r.run_id = j.run_id
+    AND r.run_attempt = j.run_attempt
+JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
+LEFT JOIN _unrun_steps u ON u.repo = j.repo AND u.job_id = j.job_id
+WHERE {_EXECUTED}
+"""
+
+_ATTEMPTS = f"""
 CREATE OR REPLACE TEMP TABLE deployment_attempts AS
-WITH per_attempt AS (
-    SELECT target, repo, run_id, run_attempt,
-           count(*) AS jobs_seen,
-           count(*) FILTER (executed AND deploy_name) AS deploy_jobs,
-           min(started_at) FILTER (executed AND deploy_name) AS deploy_started_at,
+WITH seen AS (
+    SELECT r.aid, count(*) AS jobs_seen
+    FROM _runs r
+    JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
+    WHERE NOT r.is_rollback
+    GROUP BY r.aid
+),
+deploy_jobs AS (  -- executed jobs named like a deploy job
+    SELECT r.aid, j.conclusion, j.created_at, j.started_at, j.completed_at,
+           coalesce(rr.secondary_match, false) AS on_secondary,
+           coalesce(rr.primary_match OR rr.secondary_match, false) AS role_known
+    FROM _runs r
+    JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
+    JOIN _deploy_names d ON d.target = r.target AND d.name = j.name
+    LEFT JOIN _unrun_steps u ON u.repo = j.repo AND u.job_id = j.job_id
+    LEFT JOIN _runner_roles rr ON rr.target = r.target AND rr.runner_name = j.runner_name
+        AND rr.runner_group_name IS NOT DISTINCT FROM j.runner_group_name
+        AND rr.labels IS NOT DISTINCT FROM j.labels
+    WHERE {_EXECUTED}
+),
+per_attempt AS (
+    SELECT aid,
+           count(*) AS deploy_jobs,
+           min(started_at) AS deploy_started_at,
            -- still running while a deploy job has no completion
-           CASE WHEN count(*) FILTER (executed AND deploy_name AND completed_at IS NULL) = 0
-                THEN max(completed_at) FILTER (executed AND deploy_name) END
+           CASE WHEN count(*) = count(completed_at) THEN max(completed_at) END
                AS deploy_completed_at,
-           max(epoch(started_at) - epoch(created_at)) FILTER (executed AND deploy_name)
-               AS queue_s,
-           min(created_at) FILTER (executed AND deploy_name) AS first_deploy_created_at,
-           bool_or(rollback_ran) FILTER (executed AND deploy_name) AS rollback_step_ran,
-           bool_or(runner_role = 'secondary') FILTER (executed AND deploy_name) AS on_secondary,
-           bool_and(runner_role IS NOT NULL) FILTER (executed AND deploy_name) AS roles_known,
-           bool_or(role_conflict) AS role_conflict,
-           min(completed_at) FILTER (executed AND deploy_name
-               AND conclusion IN ('failure', 'timed_out', 'startup_failure')) AS first_failed_at
-    FROM _attempt_jobs GROUP BY ALL
+           max(epoch(started_at) - epoch(created_at)) AS queue_s,
+           min(created_at) AS first_deploy_created_at,
+           bool_or(on_secondary) AS on_secondary,
+           bool_and(role_known) AS roles_known,
+           min(completed_at) FILTER (conclusion IN ('failure', 'timed_out', 'startup_failure'))
+               AS first_failed_at
+    FROM deploy_jobs GROUP BY aid
 ),
 linked AS (
-    SELECT DISTINCT r.target, r.repo, r.run_id, r.run_attempt, l.sha
+    SELECT DISTINCT r.aid, l.sha
     FROM _runs r
     JOIN _env_links l ON l.target = r.target AND l.repo = r.repo AND l.run_id = r.run_id
     LEFT JOIN jobs j ON j.repo = l.repo AND j.job_id = l.job_id
     WHERE l.job_id IS NULL OR j.run_attempt IS NULL OR j.run_attempt = r.run_attempt
 ),
-timed AS (
-    SELECT r.*, t.environment, t.cancelled_counts, t.rolled_back_ok, t.duration_counted,
-           t.duration_run_timing,
-           coalesce(p.jobs_seen, 0) AS jobs_seen,
+excluded AS (  -- only attempts of targets with exclusions can meet one
+    SELECT r.aid, string_agg(x.reason, '; ' ORDER BY x.xid) AS excluded_reason
+    FROM _runs r LEFT JOIN per_attempt p USING (aid)
+    JOIN _exclusions x ON x.tid = r.tid AND (x.run_id = r.run_id
+        -- [started_at, completed_at) overlaps [from, to); without a completion (or with
+        -- none later than the start) the attempt is the instant it started
+        OR ({_COMPLETED} > {_STARTED}
+            AND x.from_at < {_COMPLETED} AND {_STARTED} < x.to_at)
+        OR (coalesce({_COMPLETED} <= {_STARTED}, true)
+            AND x.from_at <= {_STARTED} AND {_STARTED} < x.to_at))
+    WHERE NOT r.is_rollback
+    GROUP BY r.aid
+),
+classified AS (
+    SELECT r.* EXCLUDE (aid, tid), t.environment, t.cancelled_counts, t.rolled_back_ok,
+           t.duration_counted, t.duration_run_timing,
+           coalesce(s.jobs_seen, 0) AS jobs_seen,
            coalesce(p.deploy_jobs, 0) AS deploy_jobs,
-           p.deploy_jobs > 0 AS has_deploy_timing,
-           coalesce(p.deploy_started_at, r.run_started_at) AS started_at,
-           CASE WHEN p.deploy_jobs > 0 THEN p.deploy_completed_at ELSE r.updated_at END
-               AS completed_at,
+           {_STARTED} AS started_at,
+           {_COMPLETED} AS completed_at,
            CASE WHEN p.deploy_jobs > 0 THEN 'jobs' ELSE 'run' END AS timing_source,
            p.queue_s,
            epoch(p.first_deploy_created_at) - epoch(r.run_started_at) AS pending_s,
-           coalesce(p.rollback_step_ran, false) AS rollback_step_ran,
+           ra.aid IS NOT NULL AS rollback_step_ran,
            coalesce(p.on_secondary, false) AS on_secondary,
            coalesce(p.roles_known, false) AS roles_known,
-           coalesce(p.role_conflict, false) AS role_conflict,
            coalesce(p.first_failed_at, coalesce(p.deploy_completed_at, r.updated_at))
                AS failure_at,
            coalesce(l.sha, r.head_sha) AS deployed_sha,
-           l.sha IS NOT NULL AS linked
+           l.sha IS NOT NULL AS linked,
+           e.excluded_reason, r.aid, r.tid
     FROM _runs r
-    JOIN _targets t USING (target)
-    LEFT JOIN per_attempt p USING (target, repo, run_id, run_attempt)
-    LEFT JOIN linked l USING (target, repo, run_id, run_attempt)
+    JOIN _targets t USING (tid)
+    LEFT JOIN per_attempt p USING (aid)
+    LEFT JOIN seen s USING (aid)
+    LEFT JOIN linked l USING (aid)
+    LEFT JOIN excluded e USING (aid)
+    LEFT JOIN _rollback_attempts ra USING (aid)
     WHERE NOT r.is_rollback AND (t.environment IS NULL OR l.sha IS NOT NULL)
-),
-classified AS (
-    SELECT timed.*,
-           (SELECT string_agg(x.reason, '; ') FROM _exclusions x
-            WHERE x.target = timed.target AND (x.run_id = timed.run_id
-                  -- [started_at, completed_at) overlaps [from, to); without a completion
-                  -- (or with none later than the start) the attempt is the instant it started
-                  OR (timed.completed_at > timed.started_at
-                      AND x.from_at < timed.completed_at AND timed.started_at < x.to_at)
-                  OR (coalesce(timed.completed_at <= timed.started_at, true)
-                      AND x.from_at <= timed.started_at AND timed.started_at < x.to_at)))
-               AS excluded_reason
-    FROM timed
 )
 SELECT *,
        -- counted / good / bad per the target's `cancelled` and `rolled_back` options
@@ -401,9 +426,24 @@ FROM classified
 """
 
 _STEPS = (
-    _SCOPES, _BRANCH_EVENT_OK, _RUNS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS, _JOBS,
-    _ENVIRONMENT_LINKS, _ATTEMPTS,
+    _SCOPES, _BRANCH_EVENT_OK, _RUNS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS,
+    _ROLLBACK_ATTEMPTS, _ENVIRONMENT_LINKS, _ATTEMPTS,
 )  # fmt: skip
+
+
+# Runners of the targets' jobs matching both roles (a config error), looked for only when a
+# runner seen anywhere does.
+_BOTH_ROLES = "SELECT count(*) FROM _runner_roles WHERE primary_match AND secondary_match"
+_CONFLICTS = """
+SELECT DISTINCT r.target, j.runner_name
+FROM _runs r
+JOIN jobs j ON j.repo = r.repo AND j.run_id = r.run_id AND j.run_attempt = r.run_attempt
+JOIN _runner_roles rr ON rr.target = r.target AND rr.runner_name = j.runner_name
+    AND rr.runner_group_name IS NOT DISTINCT FROM j.runner_group_name
+    AND rr.labels IS NOT DISTINCT FROM j.labels
+WHERE NOT r.is_rollback AND rr.primary_match AND rr.secondary_match
+ORDER BY ALL LIMIT 3
+"""
 
 
 def prepare(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) -> None:
@@ -411,10 +451,8 @@ def prepare(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) -> None:
     register_targets(con, targets)
     for sql in _STEPS:
         con.execute(sql)
-    conflicts = con.execute(
-        "SELECT DISTINCT target, runner_name FROM _attempt_jobs WHERE role_conflict "
-        "ORDER BY ALL LIMIT 3"
-    ).fetchall()
+    both = con.execute(_BOTH_ROLES).fetchall()[0][0]
+    conflicts = con.execute(_CONFLICTS).fetchall() if both else []
     if conflicts:
         target, runner = conflicts[0]
         raise ConfigError(

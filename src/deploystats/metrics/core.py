@@ -65,10 +65,11 @@ WITH first AS (
     SELECT target, repo, run_id, bad FROM deployment_attempts
     WHERE run_attempt = 1 AND counted AND {_IN_WINDOW}
 ),
-latest AS (
-    SELECT target, repo, run_id, arg_max(good, run_attempt) AS latest_good,
-           max(run_attempt) AS attempts
-    FROM deployment_attempts GROUP BY ALL
+latest AS (  -- every attempt of those runs, whenever it started
+    SELECT a.target, a.repo, a.run_id, arg_max(a.good, a.run_attempt) AS latest_good,
+           max(a.run_attempt) AS attempts
+    FROM deployment_attempts a SEMI JOIN first f USING (target, repo, run_id)
+    GROUP BY ALL
 )
 SELECT g.grp, count(*) AS runs,
        count(*) FILTER (l.latest_good) AS runs_good,

@@ -22,27 +22,31 @@ from deploystats.metrics.windows import Window
 _REDEPLOYS = """
 CREATE OR REPLACE TEMP TABLE _redeploys AS
 WITH good AS (
-    SELECT target, repo, run_id, run_attempt, started_at, deployed_sha, head_commit_at,
+    SELECT aid, tid, started_at, deployed_sha, head_commit_at,
            lag(started_at) OVER w AS prev_started_at,
            lag(head_commit_at) OVER w AS prev_head_commit_at
     FROM deployment_attempts WHERE good
-    WINDOW w AS (PARTITION BY target ORDER BY started_at, repo, run_id, run_attempt)
+    WINDOW w AS (PARTITION BY tid ORDER BY started_at, repo, run_id, run_attempt)
+),
+older AS (  -- a head commit older than the previous successful attempt's
+    SELECT * FROM good WHERE head_commit_at < prev_head_commit_at
 ),
 first_by_sha AS (
-    SELECT target, deployed_sha, min(started_at) AS first_started_at
-    FROM deployment_attempts WHERE good GROUP BY ALL
+    SELECT a.tid, a.deployed_sha, min(a.started_at) AS first_started_at
+    FROM deployment_attempts a SEMI JOIN older o USING (tid, deployed_sha)
+    WHERE a.good GROUP BY ALL
 )
-SELECT g.target, g.repo, g.run_id, g.run_attempt, g.started_at
-FROM good g JOIN first_by_sha f USING (target, deployed_sha)
-WHERE f.first_started_at < g.prev_started_at AND g.head_commit_at < g.prev_head_commit_at
+SELECT o.aid, o.started_at
+FROM older o JOIN first_by_sha f USING (tid, deployed_sha)
+WHERE f.first_started_at < o.prev_started_at
 """
 
 _CHANGES = """
 CREATE OR REPLACE TEMP TABLE changes AS
 SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at, a.completed_at, a.outcome,
-       a.html_url
+       a.html_url, a.aid
 FROM deployment_attempts a
-ANTI JOIN _redeploys r USING (target, repo, run_id, run_attempt)
+ANTI JOIN _redeploys r USING (aid)
 WHERE a.counted
 """
 
@@ -62,13 +66,17 @@ WITH raw AS (
     UNION ALL
     SELECT a.target, 'redeploy', a.started_at, a.repo, a.run_id, a.run_attempt, a.conclusion,
            a.completed_at, a.html_url
-    FROM deployment_attempts a SEMI JOIN _redeploys r USING (target, repo, run_id, run_attempt)
+    FROM deployment_attempts a SEMI JOIN _redeploys r USING (aid)
 ),
-answered AS (  -- the latest change before the signal: by start, then completion, run id
+latest AS (  -- when the latest change before the signal started
+    SELECT r.*, c.started_at AS latest_change_at
+    FROM raw r ASOF LEFT JOIN changes c ON r.target = c.target AND r.signal_at > c.started_at
+),
+answered AS (  -- that change if within cfr_window: by start, then completion, run id
     SELECT r.*, c.repo AS change_repo, c.run_id AS change_run_id,
            c.run_attempt AS change_run_attempt, c.started_at AS change_started_at
-    FROM raw r JOIN _targets t USING (target)
-    LEFT JOIN changes c ON r.target = c.target AND c.started_at < r.signal_at
+    FROM latest r JOIN _targets t USING (target)
+    LEFT JOIN changes c ON r.target = c.target AND c.started_at = r.latest_change_at
         AND c.started_at >= r.signal_at - to_seconds(t.cfr_window_s)
     QUALIFY row_number() OVER (
         PARTITION BY r.target, r.kind, r.repo, r.run_id, r.run_attempt
@@ -112,35 +120,34 @@ WITH ordered AS (
            first_value(CASE WHEN a.good THEN a.completed_at END IGNORE NULLS) OVER (
                w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_good_at,
            t.history_days
-    FROM deployment_attempts a JOIN _targets t USING (target)
+    FROM deployment_attempts a JOIN _targets t USING (tid)
     WHERE a.counted AND a.completed_at IS NOT NULL
-    WINDOW w AS (PARTITION BY a.target ORDER BY a.completed_at, a.run_id, a.run_attempt)
+    WINDOW w AS (PARTITION BY a.tid ORDER BY a.completed_at, a.run_id, a.run_attempt)
 ),
 starts AS (
-    SELECT target, repo, run_id, run_attempt, completed_at AS start_at
+    SELECT target, repo, run_id, run_attempt, completed_at AS start_at, next_good_at AS good_at
     FROM ordered
     WHERE bad AND (prev_good IS NULL OR prev_good
                    OR prev_completed_at < completed_at - to_days(history_days))
 ),
-next_good AS (
-    SELECT s.*, o.next_good_at AS good_at
-    FROM starts s JOIN ordered o USING (target, repo, run_id, run_attempt)
+answered AS (  -- failed attempts answered by a successful rollback run, and its completion
+    SELECT o.target, o.completed_at, r.completed_at AS rescued_at
+    FROM rollback_signals r
+    JOIN ordered o ON o.target = r.target AND o.repo = r.change_repo
+        AND o.run_id = r.change_run_id AND o.run_attempt = r.change_run_attempt
+    WHERE r.kind = 'workflow' AND r.conclusion = 'success' AND o.bad
 ),
-rescued AS (
-    SELECT n.target, n.repo, n.run_id, n.run_attempt, min(r.completed_at) AS rescued_at
-    FROM next_good n
-    JOIN ordered o ON o.target = n.target AND o.bad AND o.completed_at >= n.start_at
-        AND (n.good_at IS NULL OR o.completed_at < n.good_at)
-    JOIN rollback_signals r ON r.target = n.target AND r.kind = 'workflow'
-        AND r.conclusion = 'success' AND r.change_run_id = o.run_id
-        AND r.change_run_attempt = o.run_attempt AND r.change_repo = o.repo
-        AND r.completed_at >= n.start_at
-    GROUP BY n.target, n.repo, n.run_id, n.run_attempt
+rescued AS (  -- the first such completion after the start, for a failure in the episode
+    SELECT s.target, s.repo, s.run_id, s.run_attempt, min(a.rescued_at) AS rescued_at
+    FROM starts s
+    JOIN answered a ON a.target = s.target AND a.completed_at >= s.start_at
+        AND (s.good_at IS NULL OR a.completed_at < s.good_at) AND a.rescued_at >= s.start_at
+    GROUP BY s.target, s.repo, s.run_id, s.run_attempt
 )
-SELECT n.target, n.repo, n.run_id, n.run_attempt, n.start_at,
-       least(n.good_at, r.rescued_at) AS end_at,
-       epoch(least(n.good_at, r.rescued_at)) - epoch(n.start_at) AS restore_s
-FROM next_good n LEFT JOIN rescued r USING (target, repo, run_id, run_attempt)
+SELECT s.target, s.repo, s.run_id, s.run_attempt, s.start_at,
+       least(s.good_at, r.rescued_at) AS end_at,
+       epoch(least(s.good_at, r.rescued_at)) - epoch(s.start_at) AS restore_s
+FROM starts s LEFT JOIN rescued r USING (target, repo, run_id, run_attempt)
 """
 
 # Lead time: for attempts of lead_time_events, completed_at of the first successful attempt
@@ -148,13 +155,19 @@ FROM next_good n LEFT JOIN rescued r USING (target, repo, run_id, run_attempt)
 # before) minus the head commit's timestamp. Head commit only.
 LEAD_TIMES = """
 CREATE OR REPLACE TEMP TABLE lead_times AS
-WITH good AS (
-    SELECT a.*, t.history_days,
-           lag(a.started_at) OVER (PARTITION BY a.target, a.deployed_sha
+WITH shas AS (  -- the versions deployed in the window, whose earlier deploys are looked up
+    SELECT DISTINCT tid, deployed_sha FROM deployment_attempts
+    WHERE good AND completed_at IS NOT NULL AND started_at >= $start AND started_at < $end
+),
+good AS (  -- a successful attempt's predecessor with its version starts before it
+    SELECT a.target, a.repo, a.run_id, a.run_attempt, a.started_at, a.completed_at,
+           a.head_commit_at, a.event, t.history_days,
+           lag(a.started_at) OVER (PARTITION BY a.tid, a.deployed_sha
                                    ORDER BY a.started_at, a.run_id, a.run_attempt)
                AS previous_started_at
-    FROM deployment_attempts a JOIN _targets t USING (target)
-    WHERE a.good AND a.completed_at IS NOT NULL
+    FROM deployment_attempts a JOIN _targets t USING (tid)
+    SEMI JOIN shas s ON s.tid = a.tid AND s.deployed_sha IS NOT DISTINCT FROM a.deployed_sha
+    WHERE a.good AND a.completed_at IS NOT NULL AND a.started_at < $end
 )
 SELECT g.target, g.repo, g.run_id, g.run_attempt, g.started_at,
        epoch(g.completed_at) - epoch(g.head_commit_at) AS lead_time_s
