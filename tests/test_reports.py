@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,29 @@ def weekly(
     }
 
 
+def _cli(
+    where: dict[str, Any], *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """deploystats with the database and config of a rendered fixture."""
+    return run_deploystats(
+        "--db", str(where["db"]), "--config", str(where["config"]), *args, cwd=cwd, env=env
+    )
+
+
+def _weekly(
+    where: dict[str, Any],
+    week: str,
+    out: str,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`deploystats report weekly-slo --week WEEK --out OUT` on a fixture's database."""
+    return _cli(
+        where, "report", "weekly-slo", "--week", week, "--out", out, *args, cwd=cwd, env=env
+    )
+
+
 def _numbers(evidence: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["id"]: n for n in evidence["numbers"]}
 
@@ -84,11 +108,8 @@ def test_report_folder_holds_every_format(weekly: dict[str, Any]) -> None:
 
 
 def test_evidence_numbers_equal_metrics_json(weekly: dict[str, Any]) -> None:
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
+    done = _cli(
+        weekly,
         "metrics",
         "--week",
         WEEK,
@@ -211,16 +232,9 @@ def test_a_python3_kernelspec_of_the_user_cannot_hijack(
             }
         )
     )
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
-        "report",
-        "weekly-slo",
-        "--week",
+    done = _weekly(
+        weekly,
         "2026-W46",
-        "--out",
         str(tmp_path / "out"),
         cwd=tmp_path,
         env={"JUPYTER_PATH": str(tmp_path / "jupyter"), "JUPYTER_DATA_DIR": str(tmp_path)},
@@ -233,16 +247,9 @@ def test_a_python3_kernelspec_of_the_user_cannot_hijack(
 
 
 def test_an_empty_week_renders_no_deployments(weekly: dict[str, Any], tmp_path: Path) -> None:
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
-        "report",
-        "weekly-slo",
-        "--week",
+    done = _weekly(
+        weekly,
         "2026-W20",
-        "--out",
         str(tmp_path),
         cwd=tmp_path,
     )
@@ -329,11 +336,8 @@ def test_an_unwritable_output_folder_is_said_before_anything_runs(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
+    done = _cli(
+        weekly,
         "report",
         "weekly-slo",
         "--out",
@@ -348,16 +352,9 @@ def test_an_unwritable_output_folder_is_said_before_anything_runs(
 
 
 def test_a_week_after_the_data_is_stale_and_says_so(weekly: dict[str, Any], tmp_path: Path) -> None:
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
-        "report",
-        "weekly-slo",
-        "--week",
+    done = _weekly(
+        weekly,
         "2026-W49",
-        "--out",
         str(tmp_path),
         cwd=tmp_path,
     )
@@ -384,11 +381,8 @@ def test_example_epic_is_the_demo_epic(demo: tuple[Simulation, Path, Settings]) 
 @pytest.fixture(scope="session")
 def epic(weekly: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("epic")
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
+    done = _cli(
+        weekly,
         "report",
         "epic-closure",
         str(EPIC),
@@ -404,11 +398,8 @@ def epic(weekly: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
 
 def test_epic_criteria_are_the_metrics_of_period_and_baseline(epic: dict[str, Any]) -> None:
     def metrics(since: str, until: str) -> dict[str, Any]:
-        done = run_deploystats(
-            "--db",
-            str(epic["db"]),
-            "--config",
-            str(epic["config"]),
+        done = _cli(
+            epic,
             "metrics",
             "--since",
             since,
@@ -493,11 +484,8 @@ def test_a_bad_epic_file_is_said_before_anything_runs(
     edit(data)
     bad = tmp_path / "bad.yml"
     bad.write_text(yaml.safe_dump(data))
-    done = run_deploystats(
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
+    done = _cli(
+        weekly,
         "report",
         "epic-closure",
         str(bad),

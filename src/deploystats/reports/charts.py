@@ -110,6 +110,41 @@ def duration_distribution(
     return fig
 
 
+def _scaled(
+    values: Sequence[float | None],
+    lows: Sequence[float | None] | None,
+    highs: Sequence[float | None] | None,
+    scale: float,
+) -> tuple[list[float | None], dict[str, Any] | None]:
+    """Values in display units and asymmetric error bars from interval bounds (if given)."""
+    ys = [None if v is None else v * scale for v in values]
+    if lows is None or highs is None:
+        return ys, None
+    above = [
+        None if h is None or y is None else h * scale - y for h, y in zip(highs, ys, strict=True)
+    ]
+    below = [
+        None if lo is None or y is None else y - lo * scale for lo, y in zip(lows, ys, strict=True)
+    ]
+    return ys, {"type": "data", "symmetric": False, "array": above, "arrayminus": below}
+
+
+def _finish(
+    fig: go.Figure, *, title: str, axis: str, objective: float | None, scale: float, **layout: Any
+) -> go.Figure:
+    """The objective as a dashed red line, title and axis titles."""
+    if objective is not None:
+        fig.add_hline(
+            y=objective * scale,
+            line={"color": "#b2182b", "width": 2, "dash": "dash"},
+            annotation_text=f"objective {objective * scale:g}",
+            annotation_position="top left",
+        )
+    fig.update_layout(title=title, **(_LAYOUT | layout))
+    fig.update_yaxes(title_text=axis)
+    return fig
+
+
 def trend(
     labels: Sequence[str],
     values: Sequence[float | None],
@@ -122,21 +157,7 @@ def trend(
     scale: float = 1.0,
 ) -> go.Figure:
     """One value per period (weeks), optional interval bars, the objective as a line."""
-    ys = [None if v is None else v * scale for v in values]
-    error = None
-    if lows is not None and highs is not None:
-        error = {
-            "type": "data",
-            "symmetric": False,
-            "array": [
-                None if h is None or v is None else h * scale - v
-                for h, v in zip(highs, ys, strict=True)
-            ],
-            "arrayminus": [
-                None if lo is None or v is None else v - lo * scale
-                for lo, v in zip(lows, ys, strict=True)
-            ],
-        }
+    ys, error = _scaled(values, lows, highs, scale)
     fig = go.Figure(
         go.Scatter(
             x=list(labels),
@@ -148,17 +169,8 @@ def trend(
             error_y=error,
         )
     )
-    if objective is not None:
-        fig.add_hline(
-            y=objective * scale,
-            line={"color": "#b2182b", "width": 2, "dash": "dash"},
-            annotation_text=f"objective {objective * scale:g}",
-            annotation_position="top left",
-        )
-    fig.update_layout(title=title, **_LAYOUT)
     fig.update_xaxes(title_text="period", type="category")
-    fig.update_yaxes(title_text=axis)
-    return fig
+    return _finish(fig, title=title, axis=axis, objective=objective, scale=scale)
 
 
 def compare(
@@ -172,22 +184,10 @@ def compare(
     highs: Sequence[float | None] | None = None,
     scale: float = 1.0,
 ) -> go.Figure:
-    """Baseline against epic period as bars with intervals and the objective line."""
-    ys = [None if v is None else v * scale for v in values]
-    error = None
-    if lows is not None and highs is not None:
-        error = {
-            "type": "data",
-            "symmetric": False,
-            "array": [
-                None if h is None or v is None else h * scale - v
-                for h, v in zip(highs, ys, strict=True)
-            ],
-            "arrayminus": [
-                None if lo is None or v is None else v - lo * scale
-                for lo, v in zip(lows, ys, strict=True)
-            ],
-        }
+    """Baseline against epic period as bars with intervals and the objective line; the
+    baseline bar is grey and hatched, so the two read apart without colour."""
+    ys, error = _scaled(values, lows, highs, scale)
+    baseline = len(ys) > 1
     fig = go.Figure(
         go.Bar(
             x=list(labels),
@@ -195,24 +195,16 @@ def compare(
             name="measured",
             error_y=error,
             marker={
-                "color": ["#bababa", "#4393c3"][: len(ys)] + ["#4393c3"] * (len(ys) - 2),
-                "pattern": {"shape": ["/", ""][: len(ys)] + [""] * (len(ys) - 2)},
+                "color": ["#bababa"] * baseline + ["#4393c3"] * (len(ys) - baseline),
+                "pattern": {"shape": ["/"] * baseline + [""] * (len(ys) - baseline)},
             },
             text=[None if y is None else f"{y:.3g}" for y in ys],
             textposition="outside",
         )
     )
-    if objective is not None:
-        fig.add_hline(
-            y=objective * scale,
-            line={"color": "#b2182b", "width": 2, "dash": "dash"},
-            annotation_text=f"objective {objective * scale:g}",
-            annotation_position="top left",
-        )
-    fig.update_layout(title=title, **(_LAYOUT | {"height": 340}))
     fig.update_xaxes(title_text="period")
-    fig.update_yaxes(title_text=axis, rangemode="tozero")
-    return fig
+    fig.update_yaxes(rangemode="tozero")
+    return _finish(fig, title=title, axis=axis, objective=objective, scale=scale, height=340)
 
 
 def availability(series: Sequence[dict[str, Any]], title: str) -> go.Figure:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 _STATUS = {
@@ -11,6 +13,45 @@ _STATUS = {
     "insufficient_data": "insufficient data",
     "manual": "manual",
 }
+COLUMNS = ["ID", "Criterion", "Target", "Actual", "n", "Status"]
+
+
+@dataclass(frozen=True)
+class _Markup:
+    """How one markup language writes the few things a summary needs."""
+
+    heading: Callable[[int, str], str]
+    banner: Callable[[str], str]
+    header_row: Callable[[Sequence[str]], str]
+    rule: Callable[[int], str | None]  # the line under a header row, if the language has one
+    row: Callable[[Sequence[str]], str]
+    bullet: Callable[[str, str | None], str]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _jira_cell(text: str) -> str:
+    return (text or " ").replace("|", "\\|").replace("\n", " ").replace("{", "\\{")
+
+
+MARKDOWN = _Markup(
+    heading=lambda level, text: f"{'#' * level} {text}",
+    banner=lambda text: f"> **{text}**",
+    header_row=lambda cells: "| " + " | ".join(cells) + " |",
+    rule=lambda n: "|" + "---|" * n,
+    row=lambda cells: "| " + " | ".join(_md_cell(c) for c in cells) + " |",
+    bullet=lambda text, url: f"- [{text}]({url})" if url else f"- {text}",
+)
+JIRA = _Markup(
+    heading=lambda level, text: f"h{level}. {text}",
+    banner=lambda text: f"{{panel:bgColor=#fdecea}}*{_jira_cell(text)}*{{panel}}",
+    header_row=lambda cells: "||" + "||".join(cells) + "||",
+    rule=lambda n: None,
+    row=lambda cells: "|" + "|".join(_jira_cell(c) for c in cells) + "|",
+    bullet=lambda text, url: f"* [{_jira_cell(text)}|{url}]" if url else f"* {_jira_cell(text)}",
+)
 
 
 def _banner(evidence: dict[str, Any]) -> str | None:
@@ -25,99 +66,52 @@ def _banner(evidence: dict[str, Any]) -> str | None:
     return None
 
 
-def _rows(evidence: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    columns = ["ID", "Criterion", "Target", "Actual", "n", "Status"]
-    rows = [
-        [
-            i["id"],
-            i["name"],
-            i["objective"],
-            i["actual"],
-            "-" if i["n"] is None else f"{i['n']:,}",
-            _STATUS.get(i["status"], i["status"]),
-        ]
-        for i in evidence["summary"]["items"]
-    ]
-    return columns, rows
+def _table(markup: _Markup, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    rule = markup.rule(len(columns))
+    lines = [markup.header_row(columns), *([rule] if rule else [])]
+    return [*lines, *(markup.row(row) for row in rows), ""]
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown(evidence: dict[str, Any]) -> str:
+def render(evidence: dict[str, Any], markup: _Markup) -> str:
+    """The summary: title, banner, window, the items table, summary tables, notable, links."""
     report, window = evidence["report"], evidence["window"]
-    lines = [f"# {report['title']}", ""]
+    lines = [markup.heading(1, report["title"]), ""]
     banner = _banner(evidence)
     if banner:
-        lines += [f"> **{banner}**", ""]
+        lines += [markup.banner(banner), ""]
     lines += [
         f"Window {window['label']}: {window['start']} to {window['end']} (end excluded, "
         f"{window['timezone']}); data as of {window.get('data_as_of') or 'no data'}.",
         "",
     ]
-    columns, rows = _rows(evidence)
-    if rows:
-        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-        lines.append("")
+    items = [
+        [i["id"], i["name"], i["objective"], i["actual"],
+         "-" if i["n"] is None else f"{i['n']:,}", _STATUS.get(i["status"], i["status"])]
+        for i in evidence["summary"]["items"]
+    ]  # fmt: skip
+    if items:
+        lines += _table(markup, COLUMNS, items)
     for table in evidence.get("tables", []):
-        lines += [f"## {table['title']}", ""]
-        lines += ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table["rows"]]
-        lines.append("")
+        lines += [markup.heading(2, table["title"]), ""]
+        lines += _table(markup, table["columns"], table["rows"])
     notable = evidence["summary"]["notable"]
     if notable:
-        lines += ["## Notable", ""]
-        lines += [
-            f"- [{n['text']}]({n['url']})" if n.get("url") else f"- {n['text']}" for n in notable
-        ]
+        lines += [markup.heading(2, "Notable"), ""]
+        lines += [markup.bullet(n["text"], n.get("url")) for n in notable]
         lines.append("")
-    where = report.get("url") or f"{report['kind']}-{report['period']}.html"
+    stem = f"{report['kind']}-{report['period']}"
     lines += [
-        f"Full report: {where}. Every number, its definition, n and the rows behind it: "
-        f"{report['kind']}-{report['period']}.json.",
+        f"Full report: {report.get('url') or stem + '.html'}. Every number, its definition, "
+        f"n and the rows behind it: {stem}.json.",
         "",
     ]
     return "\n".join(lines)
 
 
-def _jira_cell(text: str) -> str:
-    return (text or " ").replace("|", "\\|").replace("\n", " ").replace("{", "\\{")
+def markdown(evidence: dict[str, Any]) -> str:
+    return render(evidence, MARKDOWN)
 
 
 def jira(evidence: dict[str, Any]) -> str:
     """JIRA wiki markup (Server/Data Center comments and descriptions): ||h|| tables."""
-    report, window = evidence["report"], evidence["window"]
-    lines = [f"h1. {report['title']}", ""]
-    banner = _banner(evidence)
-    if banner:
-        lines += [f"{{panel:bgColor=#fdecea}}*{_jira_cell(banner)}*{{panel}}", ""]
-    lines += [
-        f"Window {window['label']}: {window['start']} to {window['end']} (end excluded, "
-        f"{window['timezone']}); data as of {window.get('data_as_of') or 'no data'}.",
-        "",
-    ]
-    columns, rows = _rows(evidence)
-    if rows:
-        lines.append("||" + "||".join(columns) + "||")
-        lines += ["|" + "|".join(_jira_cell(c) for c in row) + "|" for row in rows]
-        lines.append("")
-    for table in evidence.get("tables", []):
-        lines += [f"h2. {table['title']}", ""]
-        lines.append("||" + "||".join(table["columns"]) + "||")
-        lines += ["|" + "|".join(_jira_cell(c) for c in row) + "|" for row in table["rows"]]
-        lines.append("")
-    notable = evidence["summary"]["notable"]
-    if notable:
-        lines += ["h2. Notable", ""]
-        lines += [
-            f"* [{_jira_cell(n['text'])}|{n['url']}]"
-            if n.get("url")
-            else f"* {_jira_cell(n['text'])}"
-            for n in notable
-        ]
-        lines.append("")
-    where = report.get("url") or f"{report['kind']}-{report['period']}.html"
-    lines += [f"Full report: {where}. Evidence: {report['kind']}-{report['period']}.json.", ""]
-    return "\n".join(lines)
+    return render(evidence, JIRA)
