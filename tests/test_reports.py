@@ -499,7 +499,10 @@ def test_a_bad_epic_file_is_said_before_anything_runs(
     assert not (tmp_path / "out").exists()
 
 
-def test_explore_notebook_runs_on_a_small_database(weekly: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("week", [WEEK, "2026-W20"])
+def test_explore_notebook_runs_on_a_small_database_and_an_empty_week(
+    weekly: dict[str, Any], tmp_path: Path, week: str
+) -> None:
     import papermill
 
     from deploystats.reports.kernel import ensure_kernel
@@ -507,13 +510,36 @@ def test_explore_notebook_runs_on_a_small_database(weekly: dict[str, Any], tmp_p
     papermill.execute_notebook(
         str(ROOT / "notebooks" / "explore.ipynb"),
         str(tmp_path / "explore.ipynb"),
-        parameters={"db": str(weekly["db"]), "config": str(weekly["config"]), "week": WEEK},
+        parameters={"db": str(weekly["db"]), "config": str(weekly["config"]), "week": week},
         kernel_name=ensure_kernel(),
         progress_bar=False,
         cwd=str(tmp_path),
     )
-    exported = pd.read_csv(tmp_path / "attempts.csv")
-    assert len(exported) == len(pd.read_parquet(tmp_path / "attempts.parquet")) > 20
+    exported = pd.read_parquet(tmp_path / "attempts.parquet")
+    assert len(exported) == (
+        0 if week == "2026-W20" else len(pd.read_csv(tmp_path / "attempts.csv"))
+    )
+    if week == WEEK:
+        assert len(exported) > 20
+
+
+def test_an_epic_without_data_renders_insufficient_data(
+    weekly: dict[str, Any], tmp_path: Path
+) -> None:
+    data = yaml.safe_load(EPIC.read_text())
+    data["period"] = {"from": "2026-05-04", "to": "2026-05-18"}
+    data["baseline"] = {"from": "2026-04-20", "to": "2026-05-04"}
+    quiet = tmp_path / "quiet.yml"
+    quiet.write_text(yaml.safe_dump(data))
+    done = _cli(weekly, "report", "epic-closure", str(quiet), "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    evidence = json.loads(
+        (tmp_path / "out/epic-closure/INFRA-472/epic-closure-INFRA-472.json").read_text()
+    )
+    statuses = [i["status"] for i in evidence["summary"]["items"]]
+    assert statuses == ["insufficient_data"] * 3 + ["met"]
+    html = (tmp_path / "out/epic-closure/INFRA-472/epic-closure-INFRA-472.html").read_text()
+    assert "production: no failure episode in 2026-05-04..2026-05-18." in html
 
 
 def test_report_deliver_shorthand_sends_a_real_report(
