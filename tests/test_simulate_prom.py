@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -156,3 +157,35 @@ def test_the_weeks_before_the_data_have_no_coverage(loaded: Any) -> None:
         (0, None, 0.0),
         (0, None, 0.0),
     ]
+
+
+def test_data_as_of_is_the_older_of_github_and_prometheus(loaded: Any, tmp_path: Path) -> None:
+    """DESIGN §5: data_as_of is the minimum over the scopes read, Prometheus queries
+    included; a Prometheus import that stops three days early makes the last week stale."""
+    sim, psim, _, settings = loaded
+    cut = DEMO_END - timedelta(days=3)
+    db = tmp_path / "db.duckdb"
+    dumps = write_dumps(sim, tmp_path / "dumps")
+    import_dumps(
+        Store(db), [dumps[k] for k in ("runs", "jobs", "deployments", "deployment_statuses")]
+    )
+    responses = copy.deepcopy(psim.responses)  # the fixture's responses stay whole
+    newest = []
+    for query, body in responses.items():
+        for series in body["data"]["result"]:
+            series["values"] = [v for v in series["values"] if float(v[0]) < cut.timestamp()]
+            newest.append(max(float(v[0]) for v in series["values"]))
+        path = tmp_path / f"{query}.json"
+        path.write_bytes(orjson.dumps(body))
+        import_prometheus(Store(db), [path], query=query)
+    header = deploystats.open(db, config=settings).metrics(week="2026-W47")["window"]
+    oldest_query = min(  # each query's newest sample; the oldest of those counts
+        max(float(v[0]) for s in body["data"]["result"] for v in s["values"])
+        for body in responses.values()
+    )
+    assert datetime.fromisoformat(header["data_as_of"]).timestamp() == oldest_query
+    assert oldest_query < cut.timestamp() <= max(newest) + 60
+    assert header["stale"] is True and header["provisional"] is True
+    github_only = deploystats.open(db, config=Settings(targets=settings.targets))
+    github = github_only.metrics(week="2026-W47")["window"]
+    assert datetime.fromisoformat(github["data_as_of"]) > cut

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from deploystats.metrics import (
     window_metrics,
 )
 from deploystats.metrics.explain import explain_rows
-from deploystats.metrics.prometheus import detection, prometheus_metrics
+from deploystats.metrics.prometheus import detection, prometheus_as_of, prometheus_metrics
 from deploystats.metrics.recovery import prepare_recovery
 from deploystats.metrics.slo import evaluate_slos
 from deploystats.metrics.windows import Window
@@ -90,6 +90,7 @@ class Deploystats:
             result = compute_metrics(con, chosen, span, group_by=group_by)
             if prom is not None and prom.queries:
                 result["prometheus"] = prometheus_metrics(con, prom, span)
+                _freshness(result["window"], prometheus_as_of(con, list(prom.queries)), chosen)
                 for detected in chosen if group_by in (None, "target") else []:
                     if detected.alerts_query:
                         values = detection(con, detected, span, prom)
@@ -210,6 +211,25 @@ class Deploystats:
                 """,
                 {"n": limit},
             ).df()
+
+
+def _freshness(header: dict[str, Any], prom_as_of: datetime | None, targets: list[Any]) -> None:
+    """data_as_of is the minimum over every scope read, Prometheus queries included (DESIGN
+    §5): a Prometheus sync that lags makes the window provisional or stale too. The GitHub
+    metrics themselves (deploy frequency, run success rate) keep the GitHub data's as-of."""
+    github = header["data_as_of"]
+    as_of = prom_as_of if github is None else datetime.fromisoformat(github)
+    if prom_as_of is not None and as_of is not None:
+        as_of = min(as_of, prom_as_of)
+    if as_of is None:
+        return
+    end = datetime.fromisoformat(header["end"])
+    cfr = max((t.cfr_window for t in targets), default=timedelta(0))
+    header |= {
+        "data_as_of": as_of.isoformat(),
+        "provisional": end > as_of - cfr,
+        "stale": end > as_of,
+    }
 
 
 def open(

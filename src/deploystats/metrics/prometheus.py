@@ -200,3 +200,26 @@ def detection(
         "detect_p95_s": q[1] if q and n >= 20 else None,
         "detected_share": n / failed if failed else None,
     }
+
+
+def prometheus_as_of(con: duckdb.DuckDBPyConnection, queries: list[str]) -> Any:
+    """When the data of these Prometheus queries was last known complete (DESIGN §5): per
+    query the end of its last successful sync, or for imported data its newest sample; the
+    minimum over the queries. None when a query has neither."""
+    rows = con.execute(
+        """
+        WITH q AS (SELECT unnest($queries) AS name),
+        newest AS (
+            SELECT s.query_name AS name, max(p.ts) AS ts
+            FROM prom_series s JOIN prom_samples p USING (series_id)
+            WHERE list_contains($queries, s.query_name) GROUP BY ALL
+        )
+        SELECT bool_and(coalesce(c.cursor, n.ts) IS NOT NULL), min(coalesce(c.cursor, n.ts))
+        FROM q
+        LEFT JOIN sync_state c ON c.source = 'prometheus' AND c.scope = q.name
+        LEFT JOIN newest n USING (name)
+        """,
+        {"queries": queries},
+    ).fetchall()
+    complete, value = rows[0] if rows else (False, None)
+    return value if complete else None
