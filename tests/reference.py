@@ -593,7 +593,13 @@ def _episodes(
         # READING: literal "the earlier of" -- a successful rollback run answering any member
         # ends the episode even if later failures of the same streak follow (they start no new
         # episode: their predecessor failed).
-        ends = [at for change, at in rollback_answers if change in members]
+        # READING: only a rollback run completing at or after the episode start ends it: an
+        # episode cannot end before it starts. A rollback run that finished while the failing
+        # deploy was still running (it answers that attempt, which started before the signal)
+        # restored nothing after the failure; the episode then runs to the next success.
+        ends = [
+            at for change, at in rollback_answers if change in members and at >= episode["start"]
+        ]
         if episode["success_end"] is not None:
             ends.append(episode["success_end"])
         episode["end"] = min(ends) if ends else None
