@@ -629,6 +629,9 @@ def _episodes(att: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
     eps = eps.rename(columns={"completed_at": "start_at", "next_good_at": "good_at"})
     eps = eps.reset_index(drop=True)
     eps["eid"] = np.arange(len(eps))
+    # a failure more than history_days after the previous one starts a new episode within the
+    # same streak: the attempts from there on are not this episode's
+    eps["next_start_at"] = eps.groupby("tc")["start_at"].shift(-1)
     rescues = signals[
         (signals["kind"] == "workflow")
         & (signals["conclusion"] == "success")
@@ -641,10 +644,11 @@ def _episodes(att: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
                          "completed_at": "rescued_at"}),
         on=["tc", "repo", "run_id", "run_attempt"],
     )  # fmt: skip
-    pairs = eps[["eid", "tc", "start_at", "good_at"]].merge(answered, on="tc")
+    pairs = eps[["eid", "tc", "start_at", "good_at", "next_start_at"]].merge(answered, on="tc")
     inside = (
         (pairs["completed_at"] >= pairs["start_at"])
         & (pairs["good_at"].isna() | (pairs["completed_at"] < pairs["good_at"]))
+        & (pairs["next_start_at"].isna() | (pairs["completed_at"] < pairs["next_start_at"]))
         & (pairs["rescued_at"] >= pairs["start_at"])
     )
     eps["rescued_at"] = eps["eid"].map(pairs[inside].groupby("eid")["rescued_at"].min())

@@ -489,3 +489,38 @@ def test_rollback_run_completed_before_the_failure_does_not_end_the_episode(
         "episodes": 1, "mttr_s": 7841.0, "restore_median_s": 7841.0, "restore_p90_s": None,
         "open_episodes": 1, "rollback_incidents": 3, "changes": 5, "change_failure_rate": 0.6,
     }  # fmt: skip
+
+
+# Found by reading (the property test never varied history_days): a failure more than
+# history_days after the previous one starts a second episode inside one streak of failures;
+# a rollback run answering that failure ended the first episode too.
+ROLLBACK_OF_A_LATER_EPISODE = """
+target: {name: production, repos: [acme/platform], workflows: [deploy.yml], history_days: 1,
+         rollback_workflows: [rollback.yml]}
+runs:
+  - {id: 1, started: 2026-11-16T09:00:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-16T09:05:00Z, conclusion: failure, runner: r1}]}
+  - {id: 2, started: 2026-11-18T09:00:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-18T09:05:00Z, conclusion: failure, runner: r1}]}
+  - {id: 3, workflow: rollback.yml, started: 2026-11-18T09:10:00Z,
+     jobs: [{name: rollback, completed: 2026-11-18T09:15:00Z, runner: r1}]}
+  - {id: 4, started: 2026-11-19T09:00:00Z, jobs: [{completed: 2026-11-19T09:05:00Z, runner: r1}]}
+"""
+
+
+def test_rollback_run_ends_only_the_episode_of_the_attempt_it_answers(tmp_path: Path) -> None:
+    got, episodes = metrics_and_episodes(ROLLBACK_OF_A_LATER_EPISODE, tmp_path / "h")
+    # Run 1 fails (Mon 09:05, no predecessor): episode 1. Run 2 fails Wed 09:05, 2 days after
+    # run 1, beyond history_days (1): episode 2. Rollback run 3 (signal 09:10) answers run 2,
+    # the latest change started before it: it ends episode 2 at 09:15 (600 s). Run 2 is not an
+    # attempt of episode 1, which runs to run 4's success on Thu 09:05: 3 days = 259200 s.
+    assert episodes == [
+        (1, 1, datetime(2026, 11, 16, 9, 5, tzinfo=UTC),
+         datetime(2026, 11, 19, 9, 5, tzinfo=UTC), 259200.0),
+        (2, 1, datetime(2026, 11, 18, 9, 5, tzinfo=UTC),
+         datetime(2026, 11, 18, 9, 15, tzinfo=UTC), 600.0),
+    ]  # fmt: skip
+    # mean (259200 + 600) / 2 = 129900; the median of two is their mean
+    assert (got["episodes"], got["mttr_s"], got["restore_median_s"], got["open_episodes"]) == (
+        2, 129900.0, 129900.0, 0,
+    )  # fmt: skip

@@ -117,7 +117,11 @@ WITH ordered AS (
     WINDOW w AS (PARTITION BY a.target ORDER BY a.completed_at, a.run_id, a.run_attempt)
 ),
 starts AS (
-    SELECT target, repo, run_id, run_attempt, completed_at AS start_at
+    SELECT target, repo, run_id, run_attempt, completed_at AS start_at,
+           -- a failure more than history_days after the previous one starts a new episode
+           -- within the same streak: the attempts from there on are not this episode's
+           lead(completed_at) OVER (PARTITION BY target ORDER BY completed_at, run_id,
+                                                                 run_attempt) AS next_start_at
     FROM ordered
     WHERE bad AND (prev_good IS NULL OR prev_good
                    OR prev_completed_at < completed_at - to_days(history_days))
@@ -131,6 +135,7 @@ rescued AS (
     FROM next_good n
     JOIN ordered o ON o.target = n.target AND o.bad AND o.completed_at >= n.start_at
         AND (n.good_at IS NULL OR o.completed_at < n.good_at)
+        AND (n.next_start_at IS NULL OR o.completed_at < n.next_start_at)
     JOIN rollback_signals r ON r.target = n.target AND r.kind = 'workflow'
         AND r.conclusion = 'success' AND r.change_run_id = o.run_id
         AND r.change_run_attempt = o.run_attempt AND r.change_repo = o.repo
