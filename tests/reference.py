@@ -688,6 +688,14 @@ def reference_metrics(
     known = [a for a in counted if a["roles_known"]]
     out["failover_share"] = _ratio(sum(a["on_secondary"] for a in known), len(known))
     out["unknown_runner_share"] = _ratio(sum(a["unknown_runner"] for a in counted), len(counted))
+    # READING (docs/metrics.md 7.4): both are null when the target configures no `runners`,
+    # i.e. no role names any runner name, label or group glob.
+    if not any(
+        (spec or {}).get(key)
+        for spec in (opts["runners"] or {}).values()
+        for key in ("names", "labels", "groups")
+    ):
+        out["failover_share"] = out["unknown_runner_share"] = None
     out["overlapping_deploys"] = len(overlapping_pairs(attempts, inside))
     span = (min(end, as_of) if as_of else end) - start
     # READING: no successes over a positive span is 0.0 per day, not null.

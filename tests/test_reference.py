@@ -209,6 +209,7 @@ runs:
 
 def test_job_without_runner_name_but_with_a_step_that_ran_is_executed() -> None:
     text = """
+target: {runners: {primary: {names: ["prim-*"]}}}
 runs:
   - {id: 1, started: 2026-11-17T10:00:00Z, jobs: [
       {completed: 2026-11-17T10:05:00Z, steps: [deploy]}]}
@@ -744,6 +745,14 @@ def test_failover_share_counts_secondary_runs_among_attempts_with_known_runners(
 def test_unknown_runner_share_is_over_all_counted_attempts() -> None:
     # attempt 3's runner matches no role: 1 / 4 counted
     assert metrics(RUNNERS)["unknown_runner_share"] == 0.25
+
+
+def test_runner_shares_are_null_when_the_target_configures_no_runners() -> None:
+    # docs/metrics.md 7.4: no role globs, no roles to know or to miss (not 4 unknown / 4 = 1.0)
+    for target in ("target: {}", "target: {runners: {primary: {}}}"):
+        result = metrics(RUNNERS.replace(RUNNERS.splitlines()[1], target))
+        assert (result["successes"], result["failures"]) == (3, 1)
+        assert (result["failover_share"], result["unknown_runner_share"]) == (None, None)
 
 
 def test_runner_role_matches_by_group() -> None:
