@@ -524,3 +524,38 @@ def test_rollback_run_ends_only_the_episode_of_the_attempt_it_answers(tmp_path: 
     assert (got["episodes"], got["mttr_s"], got["restore_median_s"], got["open_episodes"]) == (
         2, 129900.0, 129900.0, 0,
     )  # fmt: skip
+
+
+# Found by reading: a failure completing in the same second as the next success, but before it
+# in the (completed_at, run_id, run_attempt) order, is an attempt of the episode; it was left
+# out because attempts were matched by time.
+ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS = """
+target: {name: production, repos: [acme/platform], workflows: [deploy.yml],
+         rollback_workflows: [rollback.yml]}
+runs:
+  - {id: 1, started: 2026-11-17T08:00:00Z, jobs: [{completed: 2026-11-17T08:05:00Z, runner: r1}]}
+  - {id: 2, started: 2026-11-17T09:50:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-17T10:00:00Z, conclusion: failure, runner: r1}]}
+  - {id: 3, started: 2026-11-17T10:10:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-17T11:00:00Z, conclusion: failure, runner: r1}]}
+  - {id: 4, started: 2026-11-17T10:50:00Z, jobs: [{completed: 2026-11-17T11:00:00Z, runner: r1}]}
+  - {id: 5, workflow: rollback.yml, started: 2026-11-17T10:20:00Z,
+     jobs: [{name: rollback, completed: 2026-11-17T10:30:00Z, runner: r1}]}
+"""
+
+
+def test_rollback_of_a_failure_tied_with_the_next_success_ends_the_episode(
+    tmp_path: Path,
+) -> None:
+    got, episodes = metrics_and_episodes(
+        ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS, tmp_path / "h"
+    )
+    # Order: run 1 (08:05, success), run 2 (10:00, failure: the episode starts), run 3 (11:00,
+    # failure), run 4 (11:00, success; after run 3 by run id). Run 3 is an attempt of the
+    # episode. Rollback run 5 (signal 10:20) answers run 3, the latest change started before it
+    # (10:10), and completes at 10:30, before run 4: the episode ends 10:30, 1800 s (not 3600 s).
+    assert episodes == [
+        (2, 1, datetime(2026, 11, 17, 10, tzinfo=UTC), datetime(2026, 11, 17, 10, 30, tzinfo=UTC),
+         1800.0),
+    ]  # fmt: skip
+    assert (got["episodes"], got["mttr_s"], got["open_episodes"]) == (1, 1800.0, 0)

@@ -20,7 +20,11 @@ from deploystats.metrics.windows import Window
 from deploystats.store import Store
 from tests.factories import format_time, history_from_spec, load_spec
 from tests.reference import reference_metrics
-from tests.test_metrics import ROLLBACK_BEFORE_FAILURE, ROLLBACK_OF_A_LATER_EPISODE
+from tests.test_metrics import (
+    ROLLBACK_BEFORE_FAILURE,
+    ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS,
+    ROLLBACK_OF_A_LATER_EPISODE,
+)
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 END = START + timedelta(days=7)
@@ -163,6 +167,7 @@ def same(a: Any, b: Any) -> bool:
 # falsifying examples found earlier, kept (hand-computed in tests/test_metrics.py):
 @example(spec=load_spec(ROLLBACK_BEFORE_FAILURE))  # rollback run done before the failure
 @example(spec=load_spec(ROLLBACK_OF_A_LATER_EPISODE))  # found by reading, not by hypothesis
+@example(spec=load_spec(ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS))  # found by reading
 def test_engine_equals_reference_on_random_histories(spec: dict[str, Any], tmp_path: Path) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))  # hypothesis reuses tmp_path across examples
     got, as_of = engine_metrics(spec, folder)

@@ -111,17 +111,22 @@ WITH ordered AS (
            -- the next success in this order (ties on completed_at broken by run id)
            first_value(CASE WHEN a.good THEN a.completed_at END IGNORE NULLS) OVER (
                w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_good_at,
+           -- position in this order, and successes up to here: the attempts of an episode
+           -- are found by position, not by time (a failure may complete in the same second
+           -- as the success after it)
+           row_number() OVER w AS seq,
+           sum(CASE WHEN a.good THEN 1 ELSE 0 END) OVER (
+               w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS goods_seen,
            t.history_days
     FROM deployment_attempts a JOIN _targets t USING (target)
     WHERE a.counted AND a.completed_at IS NOT NULL
     WINDOW w AS (PARTITION BY a.target ORDER BY a.completed_at, a.run_id, a.run_attempt)
 ),
 starts AS (
-    SELECT target, repo, run_id, run_attempt, completed_at AS start_at,
+    SELECT target, repo, run_id, run_attempt, completed_at AS start_at, seq, goods_seen,
            -- a failure more than history_days after the previous one starts a new episode
            -- within the same streak: the attempts from there on are not this episode's
-           lead(completed_at) OVER (PARTITION BY target ORDER BY completed_at, run_id,
-                                                                 run_attempt) AS next_start_at
+           lead(seq) OVER (PARTITION BY target ORDER BY seq) AS next_start_seq
     FROM ordered
     WHERE bad AND (prev_good IS NULL OR prev_good
                    OR prev_completed_at < completed_at - to_days(history_days))
@@ -133,12 +138,15 @@ next_good AS (
 rescued AS (
     SELECT n.target, n.repo, n.run_id, n.run_attempt, min(r.completed_at) AS rescued_at
     FROM next_good n
-    JOIN ordered o ON o.target = n.target AND o.bad AND o.completed_at >= n.start_at
-        AND (n.good_at IS NULL OR o.completed_at < n.good_at)
-        AND (n.next_start_at IS NULL OR o.completed_at < n.next_start_at)
+    -- the episode's attempts: its start and the failures after it, before the next success
+    -- (same goods_seen) and before the next episode start
+    JOIN ordered o ON o.target = n.target AND o.bad AND o.goods_seen = n.goods_seen
+        AND o.seq >= n.seq AND (n.next_start_seq IS NULL OR o.seq < n.next_start_seq)
     JOIN rollback_signals r ON r.target = n.target AND r.kind = 'workflow'
         AND r.conclusion = 'success' AND r.change_run_id = o.run_id
         AND r.change_run_attempt = o.run_attempt AND r.change_repo = o.repo
+        -- a rollback run completed before the failure (while it was still deploying) ends
+        -- nothing: an episode never ends before it starts
         AND r.completed_at >= n.start_at
     GROUP BY n.target, n.repo, n.run_id, n.run_attempt
 )
