@@ -625,26 +625,36 @@ def _episodes(att: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
     # the next success in this order (ties on completed_at broken by run id)
     good_at = o["completed_at"].where(o["good"])
     o["next_good_at"] = good_at.groupby(o["tc"]).shift(-1).groupby(o["tc"]).bfill()
-    eps = o[start][["tc", "repo", "run_id", "run_attempt", "completed_at", "next_good_at"]]
+    # position in this order, and successes up to here: an episode's attempts by position
+    o["seq"] = g.cumcount()
+    o["goods_seen"] = o["good"].astype("int64").groupby(o["tc"]).cumsum()
+    eps = o[start][
+        ["tc", "repo", "run_id", "run_attempt", "completed_at", "next_good_at", "seq", "goods_seen"]
+    ]
     eps = eps.rename(columns={"completed_at": "start_at", "next_good_at": "good_at"})
     eps = eps.reset_index(drop=True)
     eps["eid"] = np.arange(len(eps))
+    # a failure more than history_days after the previous one starts a new episode within the
+    # same streak: the attempts from there on are not this episode's
+    eps["next_start_seq"] = eps.groupby("tc")["seq"].shift(-1)
     rescues = signals[
         (signals["kind"] == "workflow")
         & (signals["conclusion"] == "success")
         & signals["c_run_id"].notna()
     ]
-    answered = o[o["bad"]][["tc", "repo", "run_id", "run_attempt", "completed_at"]].merge(
+    answered = o[o["bad"]][["tc", "repo", "run_id", "run_attempt", "seq", "goods_seen"]].merge(
         rescues[["tc", "c_repo", "c_run_id", "c_run_attempt", "completed_at"]]
         .astype({"c_run_id": "int64", "c_run_attempt": "int64"})
         .rename(columns={"c_repo": "repo", "c_run_id": "run_id", "c_run_attempt": "run_attempt",
                          "completed_at": "rescued_at"}),
         on=["tc", "repo", "run_id", "run_attempt"],
     )  # fmt: skip
-    pairs = eps[["eid", "tc", "start_at", "good_at"]].merge(answered, on="tc")
+    pairs = eps[["eid", "tc", "start_at", "seq", "goods_seen", "next_start_seq"]].merge(
+        answered, on=["tc", "goods_seen"], suffixes=("_start", "")
+    )
     inside = (
-        (pairs["completed_at"] >= pairs["start_at"])
-        & (pairs["good_at"].isna() | (pairs["completed_at"] < pairs["good_at"]))
+        (pairs["seq"] >= pairs["seq_start"])
+        & (pairs["next_start_seq"].isna() | (pairs["seq"] < pairs["next_start_seq"]))
         & (pairs["rescued_at"] >= pairs["start_at"])
     )
     eps["rescued_at"] = eps["eid"].map(pairs[inside].groupby("eid")["rescued_at"].min())

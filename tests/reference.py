@@ -593,7 +593,13 @@ def _episodes(
         # READING: literal "the earlier of" -- a successful rollback run answering any member
         # ends the episode even if later failures of the same streak follow (they start no new
         # episode: their predecessor failed).
-        ends = [at for change, at in rollback_answers if change in members]
+        # READING: only a rollback run completing at or after the episode start ends it: an
+        # episode cannot end before it starts. A rollback run that finished while the failing
+        # deploy was still running (it answers that attempt, which started before the signal)
+        # restored nothing after the failure; the episode then runs to the next success.
+        ends = [
+            at for change, at in rollback_answers if change in members and at >= episode["start"]
+        ]
         if episode["success_end"] is not None:
             ends.append(episode["success_end"])
         episode["end"] = min(ends) if ends else None
@@ -682,6 +688,14 @@ def reference_metrics(
     known = [a for a in counted if a["roles_known"]]
     out["failover_share"] = _ratio(sum(a["on_secondary"] for a in known), len(known))
     out["unknown_runner_share"] = _ratio(sum(a["unknown_runner"] for a in counted), len(counted))
+    # READING (docs/metrics.md 7.4): both are null when the target configures no `runners`,
+    # i.e. no role names any runner name, label or group glob.
+    if not any(
+        (spec or {}).get(key)
+        for spec in (opts["runners"] or {}).values()
+        for key in ("names", "labels", "groups")
+    ):
+        out["failover_share"] = out["unknown_runner_share"] = None
     out["overlapping_deploys"] = len(overlapping_pairs(attempts, inside))
     span = (min(end, as_of) if as_of else end) - start
     # READING: no successes over a positive span is 0.0 per day, not null.

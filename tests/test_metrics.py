@@ -11,16 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import deploystats
 from deploystats.config import Settings, Target
 from deploystats.errors import ConfigError
+from deploystats.ingest import import_dumps
 from deploystats.metrics import prepare, wilson
 from deploystats.metrics.windows import WindowError, iso_week, last_complete_week, month
 from deploystats.simulate import Simulation
-from deploystats.store import connect
+from deploystats.store import Store, connect
 from tests.conftest import run_deploystats
+from tests.factories import history_from_spec, load_spec
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -373,3 +376,186 @@ def test_a_target_without_any_deploy_run_reports_zero_or_null_metrics(demo: Any)
     assert {k: v for k, v in production.items() if v not in (0, None, 0.0)} == (
         {"rollback_incidents": len(rollbacks)} if rollbacks else {}
     )
+
+
+# ----- hand-written histories: regressions found by tests/test_properties.py -------------------
+def metrics_and_episodes(text: str, folder: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """Import a compact history (tests/factories.py) and compute its W47 metrics and episodes."""
+    history = history_from_spec(load_spec(text))
+    folder.mkdir()
+    files = []
+    for kind in ("runs", "jobs"):
+        path = folder / f"{kind}.json"
+        path.write_text(json.dumps(getattr(history, kind)), encoding="utf-8")
+        files.append(path)
+    db = folder / "db.duckdb"
+    import_dumps(Store(db), files)
+    ds = deploystats.open(db, config=Settings(targets=[Target.model_validate(history.target)]))
+    week = iso_week("2026-W47")
+    episodes = ds.episodes(window=week)
+    rows = [
+        (
+            r.run_id,
+            r.run_attempt,
+            r.start_at,
+            *(None if pd.isna(v) else v for v in (r.end_at, r.restore_s)),
+        )
+        for r in episodes.itertuples()
+    ]
+    return ds.metrics(window=week)["targets"][history.target["name"]], rows
+
+
+# Found by the property test (hypothesis): rollback run 901 answers run 102's first attempt, but
+# completes (05:36) while that attempt's deploy job is still running; the attempt fails at
+# 05:51:19. The literal "earlier of the next success or a successful rollback run" ended the
+# episode before it started (restore -919 s).
+ROLLBACK_BEFORE_FAILURE = """
+target:
+  name: production
+  repos: [acme/platform]
+  workflows: [deploy.yml]
+  branches: [main]
+  deploy_jobs: ["deploy*"]
+  rollback_workflows: [rollback.yml]
+  rollback_steps: ["rescue*"]
+  runners: {primary: {names: ["prim-*"]}, secondary: {names: ["sec-*"]}}
+  cfr_window: 2h
+  cancelled: failure
+  rolled_back: success
+runs:
+  - {id: 100, conclusion: success, created: 2026-11-16T08:02:00Z, sha: a1,
+     commit_at: 2026-11-15T23:00:00Z, jobs: []}
+  - {id: 101, conclusion: success, created: 2026-11-16T01:25:00Z, sha: a1,
+     commit_at: 2026-11-15T23:00:00Z, jobs: []}
+  - {id: 102, conclusion: startup_failure, created: 2026-11-16T05:23:00Z, sha: d4,
+     commit_at: 2026-11-15T23:00:00Z, jobs: [
+      {name: build, created: 2026-11-16T05:23:00Z, started: 2026-11-16T05:23:00Z,
+       completed: 2026-11-16T05:25:25Z, runner: gh-1},
+      {name: deploy, created: 2026-11-16T05:25:37Z, started: 2026-11-16T05:29:20Z,
+       completed: 2026-11-16T05:51:19Z, conclusion: failure, runner: null,
+       steps: [deploy, {name: rescue, conclusion: skipped}]}]}
+  - {id: 102, attempt: 2, conclusion: failure, created: 2026-11-16T05:23:00Z,
+     started: 2026-11-17T09:23:00Z, sha: d4, commit_at: 2026-11-15T23:00:00Z, jobs: [
+      {name: deploy, created: 2026-11-17T09:23:00Z, started: 2026-11-17T09:23:28Z,
+       completed: 2026-11-17T09:33:10Z, conclusion: failure, runner: prim-2,
+       steps: [deploy, {name: rescue, conclusion: skipped}]}]}
+  - {id: 103, conclusion: success, created: 2026-11-15T14:01:00Z, sha: b2,
+     commit_at: 2026-11-15T23:00:00Z, event: schedule, jobs: [
+      {name: build, created: 2026-11-15T14:01:00Z, started: 2026-11-15T14:01:00Z,
+       completed: 2026-11-15T14:04:17Z, runner: gh-1},
+      {name: deploy, created: 2026-11-15T14:05:27Z, started: 2026-11-15T14:05:36Z,
+       completed: 2026-11-15T14:07:39Z, conclusion: success, runner: lab-9,
+       steps: [deploy, {name: rescue, conclusion: skipped}]}]}
+  - {id: 104, conclusion: success, created: 2026-11-16T09:58:00Z, sha: d4,
+     commit_at: 2026-11-15T23:00:00Z, jobs: [
+      {name: build, created: 2026-11-16T09:58:00Z, started: 2026-11-16T09:58:00Z,
+       completed: 2026-11-16T09:59:36Z, runner: gh-1},
+      {name: deploy, created: 2026-11-16T09:59:59Z, started: 2026-11-16T10:01:33Z,
+       completed: 2026-11-16T10:14:35Z, conclusion: success, runner: sec-1,
+       steps: [deploy, {name: rescue, conclusion: success}]}]}
+  - {id: 900, workflow: rollback.yml, created: 2026-11-16T00:08:00Z, conclusion: failure,
+     jobs: [{name: rollback, runner: prim-1, completed: 2026-11-16T00:11:00Z}]}
+  - {id: 901, workflow: rollback.yml, created: 2026-11-16T05:33:00Z, conclusion: success,
+     jobs: [{name: rollback, runner: prim-1, completed: 2026-11-16T05:36:00Z}]}
+"""
+
+
+def test_rollback_run_completed_before_the_failure_does_not_end_the_episode(
+    tmp_path: Path,
+) -> None:
+    got, episodes = metrics_and_episodes(ROLLBACK_BEFORE_FAILURE, tmp_path / "h")
+    # Counted attempts by completed_at: 103 success (Sun 14:07:39); 101 success, no job data:
+    # run timing, 01:25:00; 102#1 failure (startup_failure; its deploy job had no runner but
+    # ran a step, so it executed: 05:29:20-05:51:19); 100 success, run timing, 08:02:00; 104
+    # rolled_back, a success under `rolled_back: success` (10:14:35); 102#2 failure (Tue
+    # 09:23:28-09:33:10).
+    # Rollback run 901 (signal 05:33) answers the latest change started in [03:33, 05:33):
+    # 102#1 (05:29:20). It completed at 05:36, before 102#1 failed at 05:51:19: it ends no
+    # episode. Episode 1 runs from 05:51:19 to run 100's success at 08:02:00: 7841 s.
+    # Episode 2 starts at 102#2's failure (its predecessor 104 succeeded) and stays open.
+    assert episodes == [
+        (102, 1, datetime(2026, 11, 16, 5, 51, 19, tzinfo=UTC),
+         datetime(2026, 11, 16, 8, 2, tzinfo=UTC), 7841.0),
+        (102, 2, datetime(2026, 11, 17, 9, 33, 10, tzinfo=UTC), None, None),
+    ]  # fmt: skip
+    # Rollback incidents: 900 (failed, signal 00:08: no change within 2 h before it, its own),
+    # 901 -> 102#1, 104's rescue step -> 104. Changes in W47: 101, 102#1, 100, 104, 102#2;
+    # failed: 102#1, 104 (incidents; 102#1 also failed), 102#2 (failure): 3 / 5.
+    assert {
+        k: got[k]
+        for k in ("episodes", "mttr_s", "restore_median_s", "restore_p90_s", "open_episodes",
+                  "rollback_incidents", "changes", "change_failure_rate")
+    } == {
+        "episodes": 1, "mttr_s": 7841.0, "restore_median_s": 7841.0, "restore_p90_s": None,
+        "open_episodes": 1, "rollback_incidents": 3, "changes": 5, "change_failure_rate": 0.6,
+    }  # fmt: skip
+
+
+# Found by reading (the property test never varied history_days): a failure more than
+# history_days after the previous one starts a second episode inside one streak of failures;
+# a rollback run answering that failure ended the first episode too.
+ROLLBACK_OF_A_LATER_EPISODE = """
+target: {name: production, repos: [acme/platform], workflows: [deploy.yml], history_days: 1,
+         rollback_workflows: [rollback.yml]}
+runs:
+  - {id: 1, started: 2026-11-16T09:00:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-16T09:05:00Z, conclusion: failure, runner: r1}]}
+  - {id: 2, started: 2026-11-18T09:00:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-18T09:05:00Z, conclusion: failure, runner: r1}]}
+  - {id: 3, workflow: rollback.yml, started: 2026-11-18T09:10:00Z,
+     jobs: [{name: rollback, completed: 2026-11-18T09:15:00Z, runner: r1}]}
+  - {id: 4, started: 2026-11-19T09:00:00Z, jobs: [{completed: 2026-11-19T09:05:00Z, runner: r1}]}
+"""
+
+
+def test_rollback_run_ends_only_the_episode_of_the_attempt_it_answers(tmp_path: Path) -> None:
+    got, episodes = metrics_and_episodes(ROLLBACK_OF_A_LATER_EPISODE, tmp_path / "h")
+    # Run 1 fails (Mon 09:05, no predecessor): episode 1. Run 2 fails Wed 09:05, 2 days after
+    # run 1, beyond history_days (1): episode 2. Rollback run 3 (signal 09:10) answers run 2,
+    # the latest change started before it: it ends episode 2 at 09:15 (600 s). Run 2 is not an
+    # attempt of episode 1, which runs to run 4's success on Thu 09:05: 3 days = 259200 s.
+    assert episodes == [
+        (1, 1, datetime(2026, 11, 16, 9, 5, tzinfo=UTC),
+         datetime(2026, 11, 19, 9, 5, tzinfo=UTC), 259200.0),
+        (2, 1, datetime(2026, 11, 18, 9, 5, tzinfo=UTC),
+         datetime(2026, 11, 18, 9, 15, tzinfo=UTC), 600.0),
+    ]  # fmt: skip
+    # mean (259200 + 600) / 2 = 129900; the median of two is their mean
+    assert (got["episodes"], got["mttr_s"], got["restore_median_s"], got["open_episodes"]) == (
+        2, 129900.0, 129900.0, 0,
+    )  # fmt: skip
+
+
+# Found by reading: a failure completing in the same second as the next success, but before it
+# in the (completed_at, run_id, run_attempt) order, is an attempt of the episode; it was left
+# out because attempts were matched by time.
+ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS = """
+target: {name: production, repos: [acme/platform], workflows: [deploy.yml],
+         rollback_workflows: [rollback.yml]}
+runs:
+  - {id: 1, started: 2026-11-17T08:00:00Z, jobs: [{completed: 2026-11-17T08:05:00Z, runner: r1}]}
+  - {id: 2, started: 2026-11-17T09:50:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-17T10:00:00Z, conclusion: failure, runner: r1}]}
+  - {id: 3, started: 2026-11-17T10:10:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-17T11:00:00Z, conclusion: failure, runner: r1}]}
+  - {id: 4, started: 2026-11-17T10:50:00Z, jobs: [{completed: 2026-11-17T11:00:00Z, runner: r1}]}
+  - {id: 5, workflow: rollback.yml, started: 2026-11-17T10:20:00Z,
+     jobs: [{name: rollback, completed: 2026-11-17T10:30:00Z, runner: r1}]}
+"""
+
+
+def test_rollback_of_a_failure_tied_with_the_next_success_ends_the_episode(
+    tmp_path: Path,
+) -> None:
+    got, episodes = metrics_and_episodes(
+        ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS, tmp_path / "h"
+    )
+    # Order: run 1 (08:05, success), run 2 (10:00, failure: the episode starts), run 3 (11:00,
+    # failure), run 4 (11:00, success; after run 3 by run id). Run 3 is an attempt of the
+    # episode. Rollback run 5 (signal 10:20) answers run 3, the latest change started before it
+    # (10:10), and completes at 10:30, before run 4: the episode ends 10:30, 1800 s (not 3600 s).
+    assert episodes == [
+        (2, 1, datetime(2026, 11, 17, 10, tzinfo=UTC), datetime(2026, 11, 17, 10, 30, tzinfo=UTC),
+         1800.0),
+    ]  # fmt: skip
+    assert (got["episodes"], got["mttr_s"], got["open_episodes"]) == (1, 1800.0, 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import deploystats
@@ -18,8 +18,13 @@ from deploystats.config import Settings, Target
 from deploystats.ingest import import_dumps
 from deploystats.metrics.windows import Window
 from deploystats.store import Store
-from tests.factories import format_time, history_from_spec
+from tests.factories import format_time, history_from_spec, load_spec
 from tests.reference import reference_metrics
+from tests.test_metrics import (
+    ROLLBACK_BEFORE_FAILURE,
+    ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS,
+    ROLLBACK_OF_A_LATER_EPISODE,
+)
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 END = START + timedelta(days=7)
@@ -125,6 +130,8 @@ def history_spec(draw: st.DrawFn) -> dict[str, Any]:
     options = {
         "cancelled": draw(st.sampled_from(["ignore", "failure"])),
         "rolled_back": draw(st.sampled_from(["failure", "success"])),
+        # 1 day splits streaks of failures into episodes and bounds lead-time history
+        "history_days": draw(st.sampled_from([90, 90, 1])),
     }
     return {"target": {**TARGET, **options}, "runs": runs}
 
@@ -157,6 +164,10 @@ def same(a: Any, b: Any) -> bool:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(spec=history_spec())
+# falsifying examples found earlier, kept (hand-computed in tests/test_metrics.py):
+@example(spec=load_spec(ROLLBACK_BEFORE_FAILURE))  # rollback run done before the failure
+@example(spec=load_spec(ROLLBACK_OF_A_LATER_EPISODE))  # found by reading, not by hypothesis
+@example(spec=load_spec(ROLLBACK_OF_A_FAILURE_TIED_WITH_THE_SUCCESS))  # found by reading
 def test_engine_equals_reference_on_random_histories(spec: dict[str, Any], tmp_path: Path) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))  # hypothesis reuses tmp_path across examples
     got, as_of = engine_metrics(spec, folder)

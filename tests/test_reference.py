@@ -209,6 +209,7 @@ runs:
 
 def test_job_without_runner_name_but_with_a_step_that_ran_is_executed() -> None:
     text = """
+target: {runners: {primary: {names: ["prim-*"]}}}
 runs:
   - {id: 1, started: 2026-11-17T10:00:00Z, jobs: [
       {completed: 2026-11-17T10:05:00Z, steps: [deploy]}]}
@@ -746,6 +747,14 @@ def test_unknown_runner_share_is_over_all_counted_attempts() -> None:
     assert metrics(RUNNERS)["unknown_runner_share"] == 0.25
 
 
+def test_runner_shares_are_null_when_the_target_configures_no_runners() -> None:
+    # docs/metrics.md 7.4: no role globs, no roles to know or to miss (not 4 unknown / 4 = 1.0)
+    for target in ("target: {}", "target: {runners: {primary: {}}}"):
+        result = metrics(RUNNERS.replace(RUNNERS.splitlines()[1], target))
+        assert (result["successes"], result["failures"]) == (3, 1)
+        assert (result["failover_share"], result["unknown_runner_share"]) == (None, None)
+
+
 def test_runner_role_matches_by_group() -> None:
     text = """
 target: {runners: {primary: {names: ["prim-*"]}, secondary: {groups: ["dr-*"]}}}
@@ -860,6 +869,43 @@ def test_failed_rollback_run_still_signals_but_ends_no_episode() -> None:
     assert "workflow" in incident["kinds"]
     # the episode now ends at run 5's success: 10:05 - 09:10 = 3300 s
     assert reference_metrics(h)["mttr_s"] == 3300.0
+
+
+ROLLBACK_DURING_FAILING_DEPLOY = """
+target: {rollback_workflows: [rollback.yml]}
+runs:
+  - {id: 1, started: 2026-11-16T09:00:00Z, jobs: [{completed: 2026-11-16T09:05:00Z, runner: r1}]}
+  - {id: 2, started: 2026-11-17T10:00:00Z, conclusion: failure, jobs: [
+      {completed: 2026-11-17T10:30:00Z, conclusion: failure, runner: r1}]}
+  - {id: 3, workflow: rollback.yml, started: 2026-11-17T10:10:00Z,
+     jobs: [{name: rollback, completed: 2026-11-17T10:15:00Z, runner: r1}]}
+  - {id: 4, started: 2026-11-17T12:00:00Z, jobs: [{completed: 2026-11-17T12:05:00Z, runner: r1}]}
+"""
+
+
+def test_rollback_run_completed_before_the_failure_does_not_end_its_episode() -> None:
+    h = history(ROLLBACK_DURING_FAILING_DEPLOY)
+    # the rollback run (signal 10:10) answers run 2 (started 10:00): a failed change, one
+    # incident; but it completed at 10:15, before run 2 failed at 10:30 where the episode
+    # starts, so it ends nothing (the literal "earlier of" would give 10:15 - 10:30 = -900 s);
+    # the episode runs to run 4's success: 12:05 - 10:30 = 5700 s
+    (incident,) = find_incidents(h)
+    assert (incident["change"], incident["kinds"]) == (("acme/platform", 2, 1), ["workflow"])
+    (episode,) = find_episodes(h)
+    assert (episode["start"], episode["end"], episode["restore_s"]) == (
+        datetime(2026, 11, 17, 10, 30, tzinfo=UTC), datetime(2026, 11, 17, 12, 5, tzinfo=UTC),
+        5700.0,
+    )  # fmt: skip
+    result = reference_metrics(h)
+    assert (result["episodes"], result["mttr_s"], result["restore_median_s"]) == (1, 5700.0, 5700.0)
+
+
+def test_rollback_run_completed_at_the_failure_ends_its_episode_at_once() -> None:
+    # the rollback run now completes at 10:30 sharp, when run 2 fails: restore 0 s
+    text = ROLLBACK_DURING_FAILING_DEPLOY.replace(
+        "completed: 2026-11-17T10:15:00Z", "completed: 2026-11-17T10:30:00Z"
+    )
+    assert metrics(text)["mttr_s"] == 0.0
 
 
 def test_signals_beyond_cfr_window_answer_no_change_and_stand_alone() -> None:

@@ -119,29 +119,44 @@ WITH ordered AS (
            -- the next success in this order (ties on completed_at broken by run id)
            first_value(CASE WHEN a.good THEN a.completed_at END IGNORE NULLS) OVER (
                w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_good_at,
+           -- position in this order, and successes up to here: the attempts of an episode
+           -- are found by position, not by time (a failure may complete in the same second
+           -- as the success after it)
+           row_number() OVER w AS seq,
+           sum(CASE WHEN a.good THEN 1 ELSE 0 END) OVER (
+               w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS goods_seen,
            t.history_days
     FROM deployment_attempts a JOIN _targets t USING (tid)
     WHERE a.counted AND a.completed_at IS NOT NULL
     WINDOW w AS (PARTITION BY a.tid ORDER BY a.completed_at, a.run_id, a.run_attempt)
 ),
 starts AS (
-    SELECT target, repo, run_id, run_attempt, completed_at AS start_at, next_good_at AS good_at
+    SELECT target, repo, run_id, run_attempt, completed_at AS start_at, next_good_at AS good_at,
+           seq, goods_seen,
+           -- a failure more than history_days after the previous one starts a new episode
+           -- within the same streak: the attempts from there on are not this episode's
+           lead(seq) OVER (PARTITION BY target ORDER BY seq) AS next_start_seq
     FROM ordered
     WHERE bad AND (prev_good IS NULL OR prev_good
                    OR prev_completed_at < completed_at - to_days(history_days))
 ),
-answered AS (  -- failed attempts answered by a successful rollback run, and its completion
-    SELECT o.target, o.completed_at, r.completed_at AS rescued_at
+answered AS (  -- failed attempts answered by a successful rollback run: position, completion
+    SELECT o.target, o.seq, o.goods_seen, r.completed_at AS rescued_at
     FROM rollback_signals r
     JOIN ordered o ON o.target = r.target AND o.repo = r.change_repo
         AND o.run_id = r.change_run_id AND o.run_attempt = r.change_run_attempt
     WHERE r.kind = 'workflow' AND r.conclusion = 'success' AND o.bad
 ),
-rescued AS (  -- the first such completion after the start, for a failure in the episode
+rescued AS (  -- the first such completion for a failure of the episode
     SELECT s.target, s.repo, s.run_id, s.run_attempt, min(a.rescued_at) AS rescued_at
     FROM starts s
-    JOIN answered a ON a.target = s.target AND a.completed_at >= s.start_at
-        AND (s.good_at IS NULL OR a.completed_at < s.good_at) AND a.rescued_at >= s.start_at
+    -- the episode's attempts: its start and the failures after it, before the next success
+    -- (same goods_seen) and before the next episode start
+    JOIN answered a ON a.target = s.target AND a.goods_seen = s.goods_seen AND a.seq >= s.seq
+        AND (s.next_start_seq IS NULL OR a.seq < s.next_start_seq)
+        -- a rollback run completed before the failure (while it was still deploying) ends
+        -- nothing: an episode never ends before it starts
+        AND a.rescued_at >= s.start_at
     GROUP BY s.target, s.repo, s.run_id, s.run_attempt
 )
 SELECT s.target, s.repo, s.run_id, s.run_attempt, s.start_at,
