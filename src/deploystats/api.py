@@ -1,7 +1,9 @@
 """The Python API for notebooks and scripts: `ds = deploystats.open(db, config=...)`.
 
 A Deploystats object holds paths, never a connection: every call opens the DuckDB file
-read-only and closes it, so a notebook kernel never blocks a sync.
+read-only and closes it, so a notebook kernel never blocks a sync. The one exception is a
+stale classification cache (metrics/cache.py): the call rebuilds it with the file opened for
+writing when no other process has it open, and classifies in memory otherwise.
 """
 
 from __future__ import annotations
