@@ -1,7 +1,9 @@
 """The Python API for notebooks and scripts: `ds = deploystats.open(db, config=...)`.
 
 A Deploystats object holds paths, never a connection: every call opens the DuckDB file
-read-only and closes it, so a notebook kernel never blocks a sync.
+read-only and closes it, so a notebook kernel never blocks a sync. The one exception is a
+stale classification cache (metrics/cache.py): the call rebuilds it with the file opened for
+writing when no other process has it open, and classifies in memory otherwise.
 """
 
 from __future__ import annotations
@@ -14,18 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from deploystats.config import Settings, db_path, load_settings
-from deploystats.metrics import (
-    compute_metrics,
-    data_as_of,
-    prepare,
-    resolve_window,
-    select_targets,
-    window_metrics,
-)
+from deploystats.config import Settings, Target, db_path, load_settings
+from deploystats.metrics import data_as_of, resolve_window, select_targets, window_metrics
+from deploystats.metrics.cache import open_classified
 from deploystats.metrics.explain import explain_rows
 from deploystats.metrics.prometheus import detection, prometheus_as_of, prometheus_metrics
-from deploystats.metrics.recovery import prepare_recovery
 from deploystats.metrics.slo import evaluate_slos
 from deploystats.metrics.windows import Window
 from deploystats.store import connect
@@ -74,6 +69,14 @@ class Deploystats:
         finally:
             con.close()
 
+    @contextmanager
+    def _classified(self, chosen: list[Target]) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with `chosen` classified: from the cache in the file when it is valid
+        (rebuilt when the file is free to write), else classified in memory."""
+        lock = self.settings.store.lock_timeout.total_seconds()
+        with open_classified(self.db, self.settings.targets, chosen, lock_timeout_s=lock) as con:
+            yield con
+
     def metrics(
         self,
         *,
@@ -86,8 +89,8 @@ class Deploystats:
         span = window or self.window(**when)
         prom = self.settings.prometheus
         chosen = select_targets(self.settings, target) if self.settings.targets or not prom else []
-        with self._read() as con:
-            result = compute_metrics(con, chosen, span, group_by=group_by)
+        with self._classified(chosen) as con:
+            result = window_metrics(con, chosen, span, group_by=group_by)
             if prom is not None and prom.queries:
                 result["prometheus"] = prometheus_metrics(con, prom, span)
                 _freshness(result["window"], prometheus_as_of(con, list(prom.queries)), chosen)
@@ -101,9 +104,7 @@ class Deploystats:
         """Every configured SLO for the requested period (DESIGN §6)."""
         period = window or self.window(**when)
         targets = list(self.settings.targets)
-        with self._read() as con:
-            prepare(con, targets)
-            prepare_recovery(con)
+        with self._classified(targets) as con:
             results = evaluate_slos(
                 con, self.settings, period, lambda chosen, span: window_metrics(con, chosen, span)
             )
@@ -125,9 +126,7 @@ class Deploystats:
         """The rows behind one metric of one target (default: the only or first target)."""
         chosen = select_targets(self.settings, target)[:1]
         span = window or self.window(**when)
-        with self._read() as con:
-            prepare(con, chosen)
-            prepare_recovery(con)
+        with self._classified(chosen) as con:
             return explain_rows(con, metric, chosen[0].name, span)
 
     def rollbacks(
@@ -148,8 +147,7 @@ class Deploystats:
         """Deployment attempts of the window with their outcome class, timing and runner role."""
         chosen = select_targets(self.settings, target)
         span = window or self.window(**when)
-        with self._read() as con:
-            prepare(con, chosen)
+        with self._classified(chosen) as con:
             return con.execute(
                 """
                 SELECT target, repo, run_id, run_attempt, outcome, counted, started_at,
@@ -175,8 +173,7 @@ class Deploystats:
         where = "a.target = $target AND a.started_at >= $start AND a.started_at < $end"
         params = {"target": target, "start": window.start, "end": window.end}
         stamp = "coalesce(strftime(a.updated_at, '%Y-%m-%dT%H:%M:%S.%fZ'), '')"
-        with self._read() as con:
-            prepare(con, select_targets(self.settings, target))
+        with self._classified(select_targets(self.settings, target)) as con:
             frame = con.execute(
                 f"""
                 SELECT a.repo, a.run_id, a.run_attempt, {stamp} AS updated_at, a.outcome,

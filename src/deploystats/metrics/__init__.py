@@ -83,8 +83,7 @@ def _register_groups(
         """
         CREATE OR REPLACE TEMP TABLE _groups AS
         SELECT DISTINCT r.target, r.repo, CASE WHEN $by_repo THEN r.repo ELSE m.grp END AS grp
-        FROM (SELECT target, repo FROM _runs UNION SELECT target, repo FROM deployment_attempts) r
-        JOIN _group_of m USING (target)
+        FROM _target_repos r JOIN _group_of m USING (target)
         """,
         {"by_repo": group_by == "repo"},
     )

@@ -40,13 +40,19 @@ def _pattern_rows(target: Target) -> list[tuple[str, str, str]]:
     return rows
 
 
-def register_targets(con: duckdb.DuckDBPyConnection, targets: Sequence[Target]) -> None:
-    """The targets as temp tables _targets, _patterns and _exclusions."""
+def register_targets(
+    con: duckdb.DuckDBPyConnection,
+    targets: Sequence[Target],
+    *,
+    tids: Sequence[int] | None = None,
+) -> None:
+    """The targets as temp tables _targets, _patterns and _exclusions; `tid` keys a target
+    (default: its index; a cached classification brings its own)."""
     con.register(
         "_targets_in",
         pa.table(
             {
-                "tid": list(range(len(targets))),
+                "tid": list(tids) if tids is not None else list(range(len(targets))),
                 "target": [t.name for t in targets],
                 "team": [t.team for t in targets],
                 "service": [t.service for t in targets],
@@ -206,6 +212,11 @@ WHERE s.is_rollback OR (
     AND (NOT s.event_filtered
          OR EXISTS (SELECT 1 FROM _filters_ok e WHERE e.target = s.target AND e.kind = 'event'
                     AND e.value = r.event)))
+"""
+
+# The repos each target has runs in (groups are built from them).
+_TARGET_REPOS = """
+CREATE OR REPLACE TEMP TABLE _target_repos AS SELECT DISTINCT target, tid, repo FROM _runs
 """
 
 _JOB_NAMES = """
@@ -426,7 +437,7 @@ FROM classified
 """
 
 _STEPS = (
-    _SCOPES, _BRANCH_EVENT_OK, _RUNS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS,
+    _SCOPES, _BRANCH_EVENT_OK, _RUNS, _TARGET_REPOS, _JOB_NAMES, _RUNNER_ROLES, _STEP_FACTS,
     _ROLLBACK_ATTEMPTS, _ENVIRONMENT_LINKS, _ATTEMPTS,
 )  # fmt: skip
 

@@ -13,6 +13,7 @@ import duckdb
 
 from deploystats.errors import LockedError, StoreError
 from deploystats.store.save import (
+    bump_data_version,
     load_attempts,
     load_etags,
     log_ingest,
@@ -32,6 +33,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WRITER_MEMORY_LIMIT",
     "Store",
+    "bump_data_version",
     "connect",
     "load_attempts",
     "load_etags",
@@ -194,6 +196,7 @@ class Store:
         with self.open() as con, self.batch(con) as tx:
             for table in REPO_TABLES:
                 tx.execute(f"DELETE FROM {table} WHERE repo = $repo", {"repo": repo})
+            bump_data_version(tx)
             tx.execute(
                 "DELETE FROM sync_state WHERE source = 'github' "
                 "AND split_part(scope, ':', 1) = $repo",

@@ -263,6 +263,12 @@ WHERE o IS NOT NULL
 """
 
 
+def bump_data_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark the GitHub tables changed (in the writer's transaction): a metrics cache built
+    for an earlier version is never read again."""
+    con.execute("UPDATE data_version SET version = version + 1")
+
+
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(scalar(con, sql) or 0)
 
@@ -317,6 +323,7 @@ def save_runs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
             con, _REPOSITORIES_UPSERT
         )
     con.execute("DROP TABLE _rows; DROP TABLE _winners; DROP TABLE _picks")
+    bump_data_version(con)
     return count
 
 
@@ -408,6 +415,7 @@ def save_jobs(con: duckdb.DuckDBPyConnection, source: Source, *, repo: str | Non
         con.execute(_STEPS_DELETE)
     con.execute(_STEPS_INSERT)
     con.execute("DROP TABLE _rows; DROP TABLE _winners")
+    bump_data_version(con)
     return count
 
 
@@ -439,6 +447,7 @@ def save_deployments(
 ) -> int:
     """Upsert deployment objects; returns the distinct deployments in the batch."""
     source.run(con, _DEPLOYMENTS_UPSERT, {"repo": repo})
+    bump_data_version(con)
     return _distinct_ids(con, source)
 
 
@@ -467,6 +476,7 @@ def save_deployment_statuses(
 ) -> int:
     """Insert deployment status objects not seen before; returns the distinct statuses."""
     source.run(con, _STATUSES_INSERT, {"repo": repo})
+    bump_data_version(con)
     return _distinct_ids(con, source)
 
 

@@ -129,6 +129,11 @@ MIGRATIONS: tuple[str, ...] = (
         error VARCHAR
     );
     """,
+    # Bumped by every write to the GitHub tables: the metrics cache is valid for one version.
+    """
+    CREATE TABLE data_version (version BIGINT NOT NULL);
+    INSERT INTO data_version VALUES (0);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
