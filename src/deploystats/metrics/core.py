@@ -182,3 +182,23 @@ def group_metrics(
         }
         out[group] = metrics
     return out
+
+
+# The n behind a metric: the count its value is computed from (min_events applies to it).
+N_OF = {
+    "success_rate": "counted", "run_success_rate": "counted", "retry_rate": "counted",
+    "duration_": "duration_n", "total_": "duration_n", "queue_": "queue_n",
+    "pending_": "counted", "failover_share": "counted", "unknown_runner_share": "counted",
+    "lead_time_": "lead_time_n", "change_failure_rate": "changes", "mttr_s": "episodes",
+    "restore_": "episodes", "detect_": "detect_n", "detected_share": "detect_n",
+    "deploy_frequency_per_day": "successes",
+}  # fmt: skip
+
+
+def n_of(metric: str, values: dict[str, Any]) -> int | None:
+    """The n behind `metric` in a target's metrics (None for counts, which are their own n)."""
+    for prefix, key in N_OF.items():
+        if metric.startswith(prefix):
+            n = values.get(key)
+            return None if n is None else int(n)
+    return None

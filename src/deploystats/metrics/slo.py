@@ -17,7 +17,7 @@ import duckdb
 
 from deploystats.config import Settings, Target, parse_duration
 from deploystats.errors import ConfigError
-from deploystats.metrics.core import wilson
+from deploystats.metrics.core import n_of, wilson
 from deploystats.metrics.prometheus import series_counts
 from deploystats.metrics.windows import Window, iso_week, month, zone
 
@@ -36,16 +36,6 @@ _RATIOS = {
         "count(*) FILTER (good AND timing_source = 'jobs' AND duration_s <= $threshold), "
         "count(*) FILTER (good AND timing_source = 'jobs')"
     ),
-}
-
-# The n behind a threshold metric, which min_events applies to.
-_N_OF = {
-    "duration_": "duration_n",
-    "queue_": "queue_n",
-    "lead_time_": "lead_time_n",
-    "mttr_s": "episodes",
-    "restore_": "episodes",
-    "change_failure_rate": "changes",
 }
 
 
@@ -92,10 +82,9 @@ def _ratio(
 
 
 def _n_for(metric: str, values: dict[str, Any]) -> int:
-    for prefix, key in _N_OF.items():
-        if metric.startswith(prefix):
-            return int(values.get(key) or 0)
-    return int(values.get("counted") or 0)
+    """The n min_events applies to: the metric's own n, else the counted attempts."""
+    n = n_of(metric, values)
+    return int(values.get("counted") or 0) if n is None else n
 
 
 def evaluate_slos(

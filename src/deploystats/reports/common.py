@@ -13,28 +13,12 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from deploystats.api import Deploystats
+from deploystats.metrics.core import n_of
 from deploystats.metrics.windows import Window, zone
 from deploystats.reports import charts, display, fmt
 from deploystats.reports.evidence import Evidence, definitions
 
-# The n behind a metric (the count its value is computed from).
-_N_OF = {
-    "success_rate": "counted", "run_success_rate": "counted", "retry_rate": "counted",
-    "duration_": "duration_n", "total_": "duration_n", "queue_": "queue_n",
-    "pending_": "counted", "failover_share": "counted", "unknown_runner_share": "counted",
-    "lead_time_": "lead_time_n", "change_failure_rate": "changes", "mttr_s": "episodes",
-    "restore_": "episodes", "detect_": "detect_n", "detected_share": "detect_n",
-    "deploy_frequency_per_day": "successes",
-}  # fmt: skip
 PEOPLE = ("actor", "triggering_actor", "author", "committer", "email")
-
-
-def n_of(metric: str, values: dict[str, Any]) -> int | None:
-    for prefix, key in _N_OF.items():
-        if metric.startswith(prefix):
-            n = values.get(key)
-            return None if n is None else int(n)
-    return None
 
 
 def week_label(day: datetime | date, like: Window) -> str:
@@ -83,7 +67,7 @@ class ReportBase:
         return dict(self.metrics.get("prometheus") or {})
 
     # ---------------------------------------------------------------- reading
-    def _read_window(self, window: Window, *, trend: bool) -> None:
+    def _read_window(self, window: Window) -> None:
         self.evidence.window = self.info
         for target in self.metrics["targets"]:
             self.attempt_rowset(target, window)

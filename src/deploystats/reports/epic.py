@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from deploystats.api import Deploystats
 from deploystats.config import Settings
 from deploystats.errors import ConfigError
+from deploystats.metrics.core import n_of
 from deploystats.metrics.windows import Window
 from deploystats.reports import charts, display, fmt
-from deploystats.reports.common import ReportBase, n_of, week_label
+from deploystats.reports.common import ReportBase, week_label
 from deploystats.reports.evidence import definitions, metrics_schema
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -139,7 +140,7 @@ class EpicReport(ReportBase):
         )
         self.metrics = ds.metrics(window=window)
         self._cache: dict[tuple[str, Any, Any], dict[str, Any]] = {}
-        self._read_window(window, trend=False)
+        self._read_window(window)
         self.results = [self._measure(c) for c in epic.success_criteria]
         self.evidence.extra["epic"] = epic.model_dump(mode="json", by_alias=True)
 

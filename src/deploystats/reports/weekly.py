@@ -12,9 +12,10 @@ from typing import Any
 
 from deploystats.api import Deploystats
 from deploystats.config import Settings
+from deploystats.metrics.core import n_of
 from deploystats.metrics.windows import Window
 from deploystats.reports import charts, display, fmt
-from deploystats.reports.common import ReportBase, n_of, week_label
+from deploystats.reports.common import ReportBase, week_label
 
 # The per-target metrics the report shows, in reading order.
 SHOWN = (
@@ -37,7 +38,7 @@ class WeeklyReport(ReportBase):
         self.metrics = ds.metrics(window=window)
         self.slos = ds.slos(window=window)["slos"]
         self.targets = list(self.metrics["targets"])
-        self._read_window(window, trend=False)
+        self._read_window(window)
         self.weeks: list[Window] = []
         self.trend: dict[str, list[dict[str, Any]]] = {}
         for k in range(trend_weeks, 0, -1):
