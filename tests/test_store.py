@@ -14,6 +14,7 @@ import pytest
 from deploystats.errors import LockedError, StoreError
 from deploystats.store import (
     READER_MEMORY_LIMIT,
+    ROW_GROUP_SIZE,
     SCHEMA_VERSION,
     WRITER_MEMORY_LIMIT,
     Store,
@@ -105,6 +106,21 @@ def test_a_reader_spills_temp_tables_above_its_memory_cap(db_path: Path) -> None
         ]
         spilled = scalar(con, "SELECT coalesce(sum(size), 0) FROM duckdb_temporary_files()")
         assert int(spilled) > 64 * 10**6
+    finally:
+        con.close()
+
+
+def test_writers_store_tables_in_row_groups_of_row_group_size(db_path: Path) -> None:
+    con = connect(db_path)
+    try:
+        con.execute(
+            "INSERT INTO etags SELECT 'https://x/' || range, 'e', NULL FROM range($n)",
+            {"n": 2 * ROW_GROUP_SIZE + 1},
+        )
+        con.execute("CHECKPOINT")
+        groups = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('etags')"
+        assert scalar(con, groups) == 3
+        assert scalar(con, "SELECT current_setting('temp_directory')") == f"{db_path}.tmp"
     finally:
         con.close()
 

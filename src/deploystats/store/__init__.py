@@ -25,10 +25,17 @@ from deploystats.store.save import (
     save_runs,
     write_cursor,
 )
-from deploystats.store.schema import SCHEMA_VERSION, current_version, ensure_schema, scalar
+from deploystats.store.schema import (
+    ROW_GROUP_SIZE,
+    SCHEMA_VERSION,
+    current_version,
+    ensure_schema,
+    scalar,
+)
 
 __all__ = [
     "READER_MEMORY_LIMIT",
+    "ROW_GROUP_SIZE",
     "SCHEMA_VERSION",
     "WRITER_MEMORY_LIMIT",
     "Store",
@@ -72,6 +79,27 @@ def _lock_message(path: Path, exc: duckdb.Error, waited_s: float) -> str:
     )
 
 
+def _open_file(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to the file. A writer attaches it with small row groups (ROW_GROUP_SIZE):
+    DuckDB writes the row groups a bulk INSERT fills straight to the file, compressed, so a
+    batch of whole row groups skips the write-ahead log and the checkpoint's second pass over
+    the data (measured on 100,000 runs: 1.6 s of CPU against 6.6 s at the default 122,880
+    rows), and a checkpoint after a small batch rewrites at most one small row group."""
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect()
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS deploystats (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute("USE deploystats")
+        # as for a file opened directly: spill beside it, not into the working directory
+        con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def connect(
     path: Path | str,
     *,
@@ -101,7 +129,7 @@ def connect(
     delay = 0.1
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = _open_file(path, read_only=read_only)
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):

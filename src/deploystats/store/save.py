@@ -53,25 +53,19 @@ class Source:
         return cls.from_arrow(pa.array(lines, pa.string()))
 
     @classmethod
-    def from_json_lines(cls, data: Any, start: int = 0, end: int = -1) -> Source:
-        """The whole lines of JSON Lines text `data[start:end]`, one object per line, blank
-        lines skipped; `data` is bytes, a bytearray or an mmap. Read in place (no copy): `data`
-        must not change while this is in use."""
-        end = len(data) if end < 0 else end
-        offsets, blank = [start], []
-        while start < end:
-            stop = data.find(b"\n", start, end)
-            stop = end if stop < 0 else stop + 1
-            if stop - start < 8 and not data[start:stop].strip():
-                blank.append(len(offsets) - 1)
-            offsets.append(stop)
-            start = stop
+    def from_json_lines(cls, data: Any, offsets: Sequence[int]) -> Source:
+        """The lines `data[offsets[i]:offsets[i + 1]]` of JSON Lines text (see `line_offsets`),
+        one object per line, blank lines skipped; `data` is bytes, a bytearray or an mmap.
+        Read in place (no copy): `data` must not change while this is in use."""
         column = pa.StringArray.from_buffers(
             len(offsets) - 1, pa.array(offsets, pa.int32()).buffers()[1], pa.py_buffer(data)
         )
+        short = np.flatnonzero(np.diff(np.asarray(offsets)) < 8).tolist()
+        blank = [i for i in short if not data[offsets[i] : offsets[i + 1]].strip()]
         if blank:
-            skip = set(blank)
-            return cls.from_arrow(column.filter([i not in skip for i in range(len(column))]))
+            keep = np.ones(len(column), bool)
+            keep[blank] = False
+            return cls.from_arrow(column.filter(pa.array(keep)))
         return cls(cls.from_arrow(column).table, data, offsets)
 
     @classmethod
@@ -94,6 +88,21 @@ class Source:
             # registration anyway: keep the original error
             with suppress(duckdb.TransactionException):
                 con.unregister("_incoming")
+
+
+def line_offsets(data: Any, start: int, end: int, *, multiple: int = 1) -> list[int]:
+    """Where the lines of `data[start:end]` start, and where the last one ends: line i is
+    `data[o[i]:o[i + 1]]`. With `multiple`, only the first lines whose count is a multiple of
+    it, when there are that many."""
+    offsets = [start]
+    find, append = data.find, offsets.append
+    while start < end:
+        stop = find(b"\n", start, end)
+        start = end if stop < 0 else stop + 1
+        append(start)
+    if len(offsets) > multiple:
+        del offsets[(len(offsets) - 1) // multiple * multiple + 1 :]
+    return offsets
 
 
 def _batched(columns: Mapping[str, Any]) -> pa.Table:

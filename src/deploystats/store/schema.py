@@ -133,6 +133,11 @@ MIGRATIONS: tuple[str, ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Rows per row group of tables written by this package (DuckDB's default is 122,880): bulk
+# imports cut their batches into multiples of it, see store._open_file. One vector: scans of
+# such tables measured as fast as of default ones (single-threaded, 3,000,000 rows).
+ROW_GROUP_SIZE = 4096
+
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> Any:
     """First column of the first row, or None; the result is read to the end (DuckDB 2.0
