@@ -129,6 +129,13 @@ MIGRATIONS: tuple[str, ...] = (
         error VARCHAR
     );
     """,
+    # Runs keep their raw JSON as VARCHAR: the text stored is an object cut out of the API's,
+    # proven valid when its columns are read, or one written by DuckDB, so a JSON column's cast
+    # only parsed every run once more (measured: 0.5 s of CPU per 100,000 runs). DuckDB's JSON
+    # functions and operators read VARCHAR the same way.
+    """
+    ALTER TABLE workflow_runs ALTER raw TYPE VARCHAR;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
