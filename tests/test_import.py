@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from deploystats.errors import DumpError
 from deploystats.ingest import import_dumps
-from deploystats.sources.dumps import inspect_dump, json_lines_batches
+from deploystats.sources.dumps import inspect_dump, json_lines_batches, prefetched
 from deploystats.store import Store, connect
 from deploystats.store.save import _cut
 
@@ -438,3 +441,32 @@ def test_a_chunk_of_fewer_lines_than_a_row_group_is_widened(tmp_path: Path, gz: 
     ]
     assert [len(batch) for batch in batches] == [4] * 7 + [2]
     assert [line.strip() for batch in batches for line in batch] == lines
+
+
+def test_prefetched_items_come_in_order_then_the_producers_error() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise DumpError("broken after 2")
+
+    got = []
+    with pytest.raises(DumpError, match="broken after 2"), closing(prefetched(items())) as each:
+        got.extend(each)
+    assert got == [1, 2]
+
+
+def test_a_consumer_that_stops_early_stops_the_producer() -> None:
+    produced = []
+
+    def items() -> Iterator[int]:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    with closing(prefetched(items())) as each:
+        for item in each:
+            if item == 3:
+                break
+    # the 4 consumed, one in the queue and one waiting to be put there
+    assert len(produced) <= 6
+    assert "deploystats-prefetch" not in [t.name for t in threading.enumerate()]

@@ -13,10 +13,12 @@ import gzip
 import json
 import mmap
 import os
+import threading
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +26,8 @@ import pyarrow as pa
 from deploystats.errors import DumpError
 from deploystats.store.save import Source, line_offsets
 from deploystats.store.schema import ROW_GROUP_SIZE
+
+_T = TypeVar("_T")
 
 ACCEPTED = (
     "GitHub API workflow runs, run attempts, jobs, deployments or deployment statuses, as an API "
@@ -133,6 +137,46 @@ def _read_chunks(path: Path, chunk_bytes: int) -> Generator[_Chunk, int, None]:
                 continue
             taken = yield data, 0, end, not read
             rest = bytes(data[taken:size] if taken >= 0 else data[:size])
+
+
+def prefetched(items: Iterator[_T]) -> Generator[_T, None, None]:
+    """The items, each next one produced in a thread while the caller works on the current
+    one: reading and splitting the next batch of a file (Python, one core) overlaps DuckDB
+    saving this one. Errors of the producer are raised here, in order."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put((kind, value), timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("end", None)
+        except BaseException as exc:  # handed to the consumer
+            put("error", exc)
+
+    thread = threading.Thread(target=produce, name="deploystats-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _duckdb_batches(dump: Dump) -> Iterator[Source]:

@@ -83,8 +83,9 @@ def _open_file(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """A connection to the file. A writer attaches it with small row groups (ROW_GROUP_SIZE):
     DuckDB writes the row groups a bulk INSERT fills straight to the file, compressed, so a
     batch of whole row groups skips the write-ahead log and the checkpoint's second pass over
-    the data (measured on 100,000 runs: 1.6 s of CPU against 6.6 s at the default 122,880
-    rows), and a checkpoint after a small batch rewrites at most one small row group."""
+    the data (measured on 100,000 runs and their jobs: commits took 0.3 s of CPU against
+    5.6 s at the default 122,880 rows), and a checkpoint after a small batch rewrites at
+    most one small row group, not the growing last one."""
     if read_only:
         return duckdb.connect(str(path), read_only=True)
     con = duckdb.connect()

@@ -140,6 +140,8 @@ def _views(text: Any, spans: np.ndarray) -> pa.Array:
 
 def _cut(source: Source) -> Source:
     """The source with columns `head` and `tail` (see above); both empty where not cut."""
+    if "head" in source.table.column_names:  # done ahead by `prepare`
+        return source
     count = len(source)
     spans = np.zeros((count, 4), np.int64)
     text, offsets = source.text, source.offsets
@@ -167,6 +169,12 @@ def _cut(source: Source) -> Source:
     return Source(_batched(columns))
 
 
+def prepare(kind: str, source: Source) -> Source:
+    """The work save_objects does on a batch without the database (runs: finding the cuts),
+    done now: an import does it for the next batch in a thread while DuckDB saves this one."""
+    return _cut(source) if kind == "runs" else source
+
+
 def _norm(expr: str) -> str:
     """Normalised status/conclusion: lower(trim(coalesce(x, ''))), '' = none."""
     return f"lower(trim(coalesce({expr}, '')))"
@@ -178,7 +186,7 @@ def _norm(expr: str) -> str:
 #      -> _winners (r, stored); identical newest copies are one version, the last one wins;
 #   3. write: the winning rows (plain INSERT when none replaces a stored row, as in a first
 #      import: measured 3.8 s against 4.9 s for 100,000 runs); runs take their raw JSON from
-#      the source here, so only winners pay for it; jobs write their steps from _rows.
+#      the source here, so only winners pay for it, and jobs parse their steps there.
 # Copying raw JSON into a staging table cost more than reading the source again (measured:
 # 100,000 runs staged in 4.5 s, read in 0.9 s).
 

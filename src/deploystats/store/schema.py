@@ -141,8 +141,9 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Rows per row group of tables written by this package (DuckDB's default is 122,880): bulk
-# imports cut their batches into multiples of it, see store._open_file. One vector: scans of
-# such tables measured as fast as of default ones (single-threaded, 3,000,000 rows).
+# imports cut their batches into multiples of it, see store._open_file. Scans of such tables
+# measured as fast as of default ones (single-threaded, 3,000,000 rows); at 2,048 the file of
+# 100,000 imported runs grew by half (segments fill blocks worse), at 4,096 by 6 %.
 ROW_GROUP_SIZE = 4096
 
 
