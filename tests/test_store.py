@@ -136,16 +136,19 @@ def test_a_version_1_file_is_migrated_keeping_its_runs(db_path: Path) -> None:
         con.close()
 
 
-def test_writers_store_tables_in_row_groups_of_row_group_size(db_path: Path) -> None:
-    con = connect(db_path)
+@pytest.mark.parametrize(("row_group_size", "groups"), [(None, 1), (ROW_GROUP_SIZE, 3)])
+def test_bulk_writers_store_tables_in_row_groups_of_row_group_size(
+    db_path: Path, row_group_size: int | None, groups: int
+) -> None:
+    con = connect(db_path, row_group_size=row_group_size)
     try:
         con.execute(
             "INSERT INTO etags SELECT 'https://x/' || range, 'e', NULL FROM range($n)",
             {"n": 2 * ROW_GROUP_SIZE + 1},
         )
         con.execute("CHECKPOINT")
-        groups = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('etags')"
-        assert scalar(con, groups) == 3
+        found = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('etags')"
+        assert scalar(con, found) == groups
         assert scalar(con, "SELECT current_setting('temp_directory')") == f"{db_path}.tmp"
     finally:
         con.close()

@@ -14,6 +14,7 @@ from deploystats.errors import DumpError, StoreError
 from deploystats.sources.dumps import inspect_dump, malformed, prefetched
 from deploystats.store import WRITER_MEMORY_LIMIT, Store, log_ingest, save_objects
 from deploystats.store.save import prepare
+from deploystats.store.schema import ROW_GROUP_SIZE
 
 ProgressFn = Callable[[str], None]
 
@@ -47,7 +48,7 @@ def import_dumps(
     """
     dumps = [inspect_dump(Path(path)) for path in paths]
     result = ImportResult()
-    with store.open() as con:
+    with store.open(row_group_size=ROW_GROUP_SIZE) as con:
         # rows are matched by key and row number, never by position: DuckDB may append and
         # copy them in any order (measured: 0.4 s less CPU for 100,000 runs and their jobs)
         con.execute("SET preserve_insertion_order = false")

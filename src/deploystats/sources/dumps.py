@@ -75,7 +75,8 @@ def json_lines_batches(
 ) -> Iterator[Source]:
     """A JSON Lines file in batches of whole lines, about `chunk_bytes` each; every batch but
     the last holds a multiple of `multiple` lines (whole row groups are written to the file in
-    one pass, see store._open_file), widened up to 4 * chunk_bytes to hold that many."""
+    one pass, see store.schema.ROW_GROUP_SIZE), widened up to 4 * chunk_bytes to hold that
+    many."""
     chunks = (_read_chunks if path.suffix == ".gz" else _mapped_chunks)(path, chunk_bytes)
     chunk = next(chunks, None)
     first = True

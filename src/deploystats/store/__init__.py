@@ -79,19 +79,17 @@ def _lock_message(path: Path, exc: duckdb.Error, waited_s: float) -> str:
     )
 
 
-def _open_file(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """A connection to the file. A writer attaches it with small row groups (ROW_GROUP_SIZE):
-    DuckDB writes the row groups a bulk INSERT fills straight to the file, compressed, so a
-    batch of whole row groups skips the write-ahead log and the checkpoint's second pass over
-    the data (measured on 100,000 runs and their jobs: commits took 0.3 s of CPU against
-    5.6 s at the default 122,880 rows), and a checkpoint after a small batch rewrites at
-    most one small row group, not the growing last one."""
-    if read_only:
-        return duckdb.connect(str(path), read_only=True)
+def _open_file(
+    path: Path, *, read_only: bool, row_group_size: int | None
+) -> duckdb.DuckDBPyConnection:
+    """A connection to the file; a writer given `row_group_size` attaches it with row groups
+    of that many rows (see ROW_GROUP_SIZE)."""
+    if row_group_size is None or read_only:
+        return duckdb.connect(str(path), read_only=read_only)
     con = duckdb.connect()
     try:
         quoted = str(path).replace("'", "''")
-        con.execute(f"ATTACH '{quoted}' AS deploystats (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute(f"ATTACH '{quoted}' AS deploystats (ROW_GROUP_SIZE {int(row_group_size)})")
         con.execute("USE deploystats")
         # as for a file opened directly: spill beside it, not into the working directory
         con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
@@ -109,14 +107,16 @@ def connect(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     memory_limit: str | None = None,
+    row_group_size: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file in UTC, migrated to the current schema.
 
     Writers create the file and its folder; readers open read-only and need the file.
     A file held by another process is retried for `lock_timeout_s`, then LockedError
     names the holder. DuckDB's memory is capped (READER_MEMORY_LIMIT / WRITER_MEMORY_LIMIT
-    unless `memory_limit` says otherwise); above it, work spills to disk. Close the
-    connection when the operation ends.
+    unless `memory_limit` says otherwise); above it, work spills to disk. A writer given
+    `row_group_size` (bulk imports: ROW_GROUP_SIZE) appends row groups of that many rows
+    instead of DuckDB's 122,880. Close the connection when the operation ends.
     """
     path = Path(path)
     if read_only and not path.exists():
@@ -130,7 +130,7 @@ def connect(
     delay = 0.1
     while True:
         try:
-            con = _open_file(path, read_only=read_only)
+            con = _open_file(path, read_only=read_only, row_group_size=row_group_size)
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
@@ -205,8 +205,15 @@ class Store:
         self.before_commit = before_commit
 
     @contextmanager
-    def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
+    def open(
+        self, *, read_only: bool = False, row_group_size: int | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(
+            self.path,
+            read_only=read_only,
+            lock_timeout_s=self.lock_timeout_s,
+            row_group_size=row_group_size,
+        )
         try:
             yield con
         finally:
