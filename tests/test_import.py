@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from deploystats.errors import DumpError
 from deploystats.ingest import import_dumps
-from deploystats.sources.dumps import inspect_dump
+from deploystats.sources.dumps import inspect_dump, json_lines_batches, prefetched
 from deploystats.store import Store, connect
 from deploystats.store.save import _cut
 
@@ -397,3 +400,73 @@ def test_a_run_whose_text_cannot_be_cut_loses_only_its_repository_objects(
     assert [(i, json.loads(raw), repo) for i, raw, repo in raws] == [
         (r["id"], without_repositories(r), repository["full_name"]) for r in odd
     ]
+
+
+def write_lines(path: Path, lines: list[str], *, gz: bool) -> Path:
+    """JSON Lines with a byte order mark and no newline after the last line."""
+    text = ("\ufeff" + "\n".join(lines)).encode()
+    if gz:
+        path = path.with_suffix(".jsonl.gz")
+        path.write_bytes(gzip.compress(text))
+    else:
+        path.write_bytes(text)
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_json_lines_come_in_batches_of_whole_row_groups(tmp_path: Path, gz: bool) -> None:
+    lines = [json.dumps({"id": i, "pad": "x" * (i % 7 * 10)}) for i in range(50)]
+    path = write_lines(tmp_path / "runs.jsonl", lines, gz=gz)
+
+    batches = [
+        batch.table.column("j").to_pylist()
+        for batch in json_lines_batches(path, chunk_bytes=300, multiple=4)
+    ]
+    assert len(batches) > 3
+    assert [line.strip() for batch in batches for line in batch] == lines
+    assert all(len(batch) % 4 == 0 for batch in batches[:-1])
+    path = write_lines(tmp_path / "blank.jsonl", [*lines[:9], "", " \t", *lines[9:]], gz=gz)
+    batches = [b.table.column("j").to_pylist() for b in json_lines_batches(path, chunk_bytes=300)]
+    assert [line.strip() for batch in batches for line in batch] == lines
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_chunk_of_fewer_lines_than_a_row_group_is_widened(tmp_path: Path, gz: bool) -> None:
+    lines = [json.dumps({"id": i, "pad": "x" * 90}) for i in range(30)]  # 106 bytes each
+    path = write_lines(tmp_path / "runs.jsonl", lines, gz=gz)
+
+    batches = [
+        batch.table.column("j").to_pylist()
+        for batch in json_lines_batches(path, chunk_bytes=150, multiple=4)
+    ]
+    assert [len(batch) for batch in batches] == [4] * 7 + [2]
+    assert [line.strip() for batch in batches for line in batch] == lines
+
+
+def test_prefetched_items_come_in_order_then_the_producers_error() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise DumpError("broken after 2")
+
+    got = []
+    with pytest.raises(DumpError, match="broken after 2"), closing(prefetched(items())) as each:
+        got.extend(each)
+    assert got == [1, 2]
+
+
+def test_a_consumer_that_stops_early_stops_the_producer() -> None:
+    produced = []
+
+    def items() -> Iterator[int]:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    with closing(prefetched(items())) as each:
+        for item in each:
+            if item == 3:
+                break
+    # the 4 consumed, one in the queue and one waiting to be put there
+    assert len(produced) <= 6
+    assert "deploystats-prefetch" not in [t.name for t in threading.enumerate()]

@@ -9,11 +9,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from deploystats.errors import LockedError, StoreError
 from deploystats.store import (
     READER_MEMORY_LIMIT,
+    ROW_GROUP_SIZE,
     SCHEMA_VERSION,
     WRITER_MEMORY_LIMIT,
     Store,
@@ -23,6 +25,7 @@ from deploystats.store import (
     write_cursor,
 )
 from deploystats.store.save import Source, save_runs
+from deploystats.store.schema import MIGRATIONS
 from tests.conftest import lock_held
 
 
@@ -105,6 +108,49 @@ def test_a_reader_spills_temp_tables_above_its_memory_cap(db_path: Path) -> None
         ]
         spilled = scalar(con, "SELECT coalesce(sum(size), 0) FROM duckdb_temporary_files()")
         assert int(spilled) > 64 * 10**6
+    finally:
+        con.close()
+
+
+def test_a_version_1_file_is_migrated_keeping_its_runs(db_path: Path) -> None:
+    old = duckdb.connect(str(db_path))
+    old.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+    old.execute(MIGRATIONS[0])
+    old.execute("INSERT INTO schema_version VALUES (1, current_timestamp)")
+    old.execute(
+        "INSERT INTO workflow_runs (repo, run_id, run_attempt, raw) "
+        """VALUES ('acme/platform', 1, 1, '{"id": 1, "event": "push"}')"""
+    )
+    old.close()
+
+    con = connect(db_path)
+    try:
+        assert scalar(con, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION == 3
+        assert scalar(con, "SELECT version FROM data_version") == 0
+        raw_type = (
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'workflow_runs' AND column_name = 'raw'"
+        )
+        assert scalar(con, raw_type) == "VARCHAR"
+        assert con.execute("SELECT raw ->> '$.event' FROM workflow_runs").fetchall() == [("push",)]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(("row_group_size", "groups"), [(None, 1), (ROW_GROUP_SIZE, 3)])
+def test_bulk_writers_store_tables_in_row_groups_of_row_group_size(
+    db_path: Path, row_group_size: int | None, groups: int
+) -> None:
+    con = connect(db_path, row_group_size=row_group_size)
+    try:
+        con.execute(
+            "INSERT INTO etags SELECT 'https://x/' || range, 'e', NULL FROM range($n)",
+            {"n": 2 * ROW_GROUP_SIZE + 1},
+        )
+        con.execute("CHECKPOINT")
+        found = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('etags')"
+        assert scalar(con, found) == groups
+        assert scalar(con, "SELECT current_setting('temp_directory')") == f"{db_path}.tmp"
     finally:
         con.close()
 

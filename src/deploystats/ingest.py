@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import duckdb
 
 from deploystats.errors import DumpError, StoreError
-from deploystats.sources.dumps import inspect_dump, malformed
+from deploystats.sources.dumps import inspect_dump, malformed, prefetched
 from deploystats.store import WRITER_MEMORY_LIMIT, Store, log_ingest, save_objects
+from deploystats.store.save import prepare
+from deploystats.store.schema import ROW_GROUP_SIZE
 
 ProgressFn = Callable[[str], None]
 
@@ -45,14 +48,19 @@ def import_dumps(
     """
     dumps = [inspect_dump(Path(path)) for path in paths]
     result = ImportResult()
-    with store.open() as con:
+    with store.open(row_group_size=ROW_GROUP_SIZE) as con:
+        # rows are matched by key and row number, never by position: DuckDB may append and
+        # copy them in any order (measured: 0.4 s less CPU for 100,000 runs and their jobs)
+        con.execute("SET preserve_insertion_order = false")
         for dump in dumps:
             started = datetime.now(UTC)
             count = 0
             try:
-                for source in dump.batches():
-                    with store.batch(con):
-                        count += save_objects(con, dump.kind, source, repo=repo)
+                batches = (prepare(dump.kind, source) for source in dump.batches())
+                with closing(prefetched(batches)) as sources:
+                    for source in sources:
+                        with store.batch(con):
+                            count += save_objects(con, dump.kind, source, repo=repo)
             except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
                 error = malformed(dump.path)
                 if error is None:

@@ -26,10 +26,17 @@ from deploystats.store.save import (
     save_runs,
     write_cursor,
 )
-from deploystats.store.schema import SCHEMA_VERSION, current_version, ensure_schema, scalar
+from deploystats.store.schema import (
+    ROW_GROUP_SIZE,
+    SCHEMA_VERSION,
+    current_version,
+    ensure_schema,
+    scalar,
+)
 
 __all__ = [
     "READER_MEMORY_LIMIT",
+    "ROW_GROUP_SIZE",
     "SCHEMA_VERSION",
     "WRITER_MEMORY_LIMIT",
     "Store",
@@ -74,6 +81,26 @@ def _lock_message(path: Path, exc: duckdb.Error, waited_s: float) -> str:
     )
 
 
+def _open_file(
+    path: Path, *, read_only: bool, row_group_size: int | None
+) -> duckdb.DuckDBPyConnection:
+    """A connection to the file; a writer given `row_group_size` attaches it with row groups
+    of that many rows (see ROW_GROUP_SIZE)."""
+    if row_group_size is None or read_only:
+        return duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect()
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS deploystats (ROW_GROUP_SIZE {int(row_group_size)})")
+        con.execute("USE deploystats")
+        # as for a file opened directly: spill beside it, not into the working directory
+        con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def connect(
     path: Path | str,
     *,
@@ -82,14 +109,16 @@ def connect(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     memory_limit: str | None = None,
+    row_group_size: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file in UTC, migrated to the current schema.
 
     Writers create the file and its folder; readers open read-only and need the file.
     A file held by another process is retried for `lock_timeout_s`, then LockedError
     names the holder. DuckDB's memory is capped (READER_MEMORY_LIMIT / WRITER_MEMORY_LIMIT
-    unless `memory_limit` says otherwise); above it, work spills to disk. Close the
-    connection when the operation ends.
+    unless `memory_limit` says otherwise); above it, work spills to disk. A writer given
+    `row_group_size` (bulk imports: ROW_GROUP_SIZE) appends row groups of that many rows
+    instead of DuckDB's 122,880. Close the connection when the operation ends.
     """
     path = Path(path)
     if read_only and not path.exists():
@@ -103,7 +132,7 @@ def connect(
     delay = 0.1
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = _open_file(path, read_only=read_only, row_group_size=row_group_size)
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
@@ -178,8 +207,15 @@ class Store:
         self.before_commit = before_commit
 
     @contextmanager
-    def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
+    def open(
+        self, *, read_only: bool = False, row_group_size: int | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(
+            self.path,
+            read_only=read_only,
+            lock_timeout_s=self.lock_timeout_s,
+            row_group_size=row_group_size,
+        )
         try:
             yield con
         finally:
