@@ -174,3 +174,33 @@ def test_one_target_is_served_from_the_cache_of_all_configured(tmp_path: Path) -
         strict["targets"]["strict"]["counted"],
         everything["targets"]["production"]["counted"],
     ) == (3, 2)
+
+
+def test_import_github_leaves_the_cache_warm_for_the_next_reader(tmp_path: Path) -> None:
+    """`deploystats import github` classifies the configured targets right after the import:
+    the next metrics call reads the cache (built once, by the writer) with the same numbers."""
+    from tests.conftest import run_deploystats
+
+    history = history_from_spec(
+        {"target": TARGET, "runs": [run(1, 1, "success"), run(2, 2, "failure")]}
+    )
+    for kind in ("runs", "jobs"):
+        (tmp_path / f"{kind}.json").write_text(json.dumps(getattr(history, kind)))
+    (tmp_path / "deploystats.yml").write_text(json.dumps({"targets": [TARGET]}))
+    db = tmp_path / "db.duckdb"
+    done = run_deploystats(
+        "--db", str(db), "import", "github", "runs.json", "jobs.json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("classified 1 targets for metrics (")
+    stamp = built_at(db)
+    assert stamp is not None
+    result = deploystats.open(db, config=settings()).metrics(window=WINDOW)
+    assert built_at(db) == stamp  # read, not rebuilt
+    assert result == in_memory(db, settings())
+    assert result["targets"]["production"]["success_rate"] == 0.5
+    # a config without targets: nothing to classify, nothing said
+    (tmp_path / "deploystats.yml").write_text("{}")
+    again = run_deploystats("--db", str(db), "import", "github", "runs.json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not [line for line in again.stdout.splitlines() if line.startswith("classified")]

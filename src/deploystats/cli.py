@@ -122,6 +122,7 @@ def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None
         f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.objects.items())
     )
     out.print(f"imported {result.files} files into {obj.db}: {parts or 'nothing'}")
+    _refresh_classification(obj)
 
 
 @import_.command(
@@ -234,6 +235,7 @@ def sync_github_cmd(
         f"{result.requests:,} requests ({result.not_modified:,} not modified), "
         f"rate limit left {_or_unknown(result.rate_remaining)}"
     )
+    _refresh_classification(obj)
 
 
 @sync.command(
@@ -262,6 +264,21 @@ def sync_prometheus_cmd(obj: Context, since: str | None, until: str | None) -> N
         f"synced {result.queries} Prometheus queries: {result.series:,} series, "
         f"{result.samples:,} samples in {result.chunks:,} chunks, {result.requests:,} requests"
     )
+
+
+def _refresh_classification(obj: Context) -> None:
+    """After new GitHub data: classify the configured targets once, stored in the file, so
+    the next metrics call, report or notebook does not pay for it (metrics/cache.py)."""
+    import time
+
+    from deploystats.metrics.cache import refresh
+
+    settings = obj.settings()
+    started = time.monotonic()
+    lock = settings.store.lock_timeout.total_seconds()
+    if refresh(obj.db, settings.targets, lock_timeout_s=lock):
+        took = time.monotonic() - started
+        out.print(f"classified {len(settings.targets)} targets for metrics ({took:.1f} s)")
 
 
 def make_prometheus_client(settings: Settings) -> Any:

@@ -179,3 +179,22 @@ def open_classified(
         yield con
     finally:
         con.close()
+
+
+def refresh(db: Path, targets: Sequence[Target], *, lock_timeout_s: float) -> bool:
+    """After a write (import, sync): rebuild the cache for the configured targets unless it is
+    still valid, so the next metrics call, report or notebook reads it warm. Returns whether
+    it was rebuilt; a target configuration that cannot be classified is left to the metrics
+    command to report."""
+    if not targets:
+        return False
+    con = connect(db, lock_timeout_s=lock_timeout_s, memory_limit=READER_MEMORY_LIMIT)
+    try:
+        if attach(con, targets):
+            return False
+        build(con, targets)
+        return True
+    except ConfigError:
+        return False
+    finally:
+        con.close()
