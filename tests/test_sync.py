@@ -338,7 +338,7 @@ def cli(
     return run_deploystats("--db", "db.duckdb", *args, cwd=folder, env=env)
 
 
-def test_the_sync_command_prints_one_summary_line_and_fills_the_database(
+def test_the_sync_command_prints_its_summary_and_classifies_for_metrics(
     history: Simulation, github: FakeGitHub, tmp_path: Path
 ) -> None:
     write_config(tmp_path, github.url, backfill_days=3650)
@@ -348,7 +348,9 @@ def test_the_sync_command_prints_one_summary_line_and_fills_the_database(
     assert re.fullmatch(
         rf"synced 2 scopes: {len(latest):,} changed runs, {len(history.runs):,} attempts, "
         rf"{len(history.jobs):,} jobs, \d+ deployments; {len(github.requests):,} requests "
-        r"\(0 not modified\), rate limit left [\d,]+\n",
+        r"\(0 not modified\), rate limit left [\d,]+\n"
+        # then the configured target is classified once, for the next metrics call
+        r"classified 1 targets for metrics \([\d.]+ s\)\n",
         done.stdout,
     ), done.stdout
     assert "test-token" not in done.stdout + done.stderr
