@@ -14,7 +14,6 @@ import hashlib
 import itertools
 import math
 import re
-import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,12 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 import orjson
+
+from tests.localhttp import LoopbackServer
 
 Json = dict[str, Any]
 
@@ -747,21 +748,12 @@ class FakeGitHub:
         return _Reply(201, body)
 
 
-class _Server(ThreadingHTTPServer):
-    # Non-daemon request threads, joined by server_close(), so stop() leaves nothing running.
-    daemon_threads = False
-    block_on_close = True
+class _Server(LoopbackServer):
     request_queue_size = 128  # the default 5 drops bursts of concurrent connects (1 s SYN retry)
 
     def __init__(self, fake: FakeGitHub) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.fake = fake
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (socket.getfqdn), which can stall offline.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = "127.0.0.1"
-        self.server_port = self.socket.getsockname()[1]
 
 
 class _Handler(BaseHTTPRequestHandler):

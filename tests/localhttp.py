@@ -75,19 +75,27 @@ class LocalHTTP:
             return Reply(500, {"errorMessages": [f"{self.name} crashed"]})
 
 
-class _Server(ThreadingHTTPServer):
+class LoopbackServer(ThreadingHTTPServer):
+    """A threading HTTP server on 127.0.0.1 and a free port. Request threads are not daemons
+    and server_close() joins them, so stopping leaves nothing running."""
+
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, owner: LocalHTTP) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.owner = owner
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name (socket.getfqdn), which can stall offline.
         socketserver.TCPServer.server_bind(self)
         self.server_name = "127.0.0.1"
         self.server_port = self.socket.getsockname()[1]
+
+
+class _Server(LoopbackServer):
+    def __init__(self, owner: LocalHTTP) -> None:
+        super().__init__(_Handler)
+        self.owner = owner
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -263,20 +263,9 @@ def test_an_empty_week_renders_no_deployments(weekly: dict[str, Any], tmp_path: 
 
 
 def test_an_existing_report_is_kept_unless_forced(weekly: dict[str, Any]) -> None:
-    args = (
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
-        "report",
-        "weekly-slo",
-        "--week",
-        WEEK,
-        "--out",
-        str(weekly["folder"].parents[1]),
-    )
+    out = str(weekly["folder"].parents[1])
     before = {p.name: p.stat().st_mtime_ns for p in weekly["folder"].iterdir()}
-    done = run_deploystats(*args, cwd=weekly["cwd"])
+    done = _weekly(weekly, WEEK, out, cwd=weekly["cwd"])
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"deploystats: error: {weekly['folder']} already holds a report; evidence may be "
@@ -288,20 +277,8 @@ def test_an_existing_report_is_kept_unless_forced(weekly: dict[str, Any]) -> Non
 def test_force_replaces_and_numbers_are_reproducible(
     weekly: dict[str, Any], tmp_path: Path
 ) -> None:
-    args = (
-        "--db",
-        str(weekly["db"]),
-        "--config",
-        str(weekly["config"]),
-        "report",
-        "weekly-slo",
-        "--week",
-        WEEK,
-        "--out",
-        str(tmp_path),
-    )
-    assert run_deploystats(*args, cwd=tmp_path).returncode == 0
-    done = run_deploystats(*args, "--force", cwd=tmp_path)
+    assert _weekly(weekly, WEEK, str(tmp_path), cwd=tmp_path).returncode == 0
+    done = _weekly(weekly, WEEK, str(tmp_path), "--force", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     again = json.loads((tmp_path / f"weekly-slo/{WEEK}/weekly-slo-{WEEK}.json").read_text())
     assert again["numbers"] == weekly["evidence"]["numbers"]

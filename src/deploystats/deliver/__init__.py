@@ -18,6 +18,7 @@ import httpx
 
 from deploystats.config import Settings
 from deploystats.deliver.email import deliver_email
+from deploystats.deliver.http import Seams
 from deploystats.deliver.jira import check_issue_key, deliver_jira
 from deploystats.deliver.report import Report, load_report
 from deploystats.deliver.slack import deliver_slack
@@ -55,31 +56,13 @@ def deliver_report(
     `transport`, `sleep` and `clock` are seams for tests; `on_wait` hears of each retry wait."""
     _check_spec(spec)
     report = load_report(folder)
+    seams = Seams(environ, transport, sleep, clock, on_wait)
     if spec == "slack":
-        return deliver_slack(
-            report,
-            settings,
-            environ=environ,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
-            on_wait=on_wait,
-        )
+        return deliver_slack(report, settings, seams=seams)
     if spec == "email":
-        return deliver_email(
-            report, settings, environ=environ, sleep=sleep, clock=clock, on_wait=on_wait
-        )
-    return deliver_jira(
-        report,
-        spec.partition(":")[2],
-        settings,
-        comment=jira_comment,
-        environ=environ,
-        transport=transport,
-        sleep=sleep,
-        clock=clock,
-        on_wait=on_wait,
-    )
+        return deliver_email(report, settings, seams=seams)
+    key = spec.partition(":")[2]
+    return deliver_jira(report, key, settings, comment=jira_comment, seams=seams)
 
 
 def _check_spec(spec: str) -> None:

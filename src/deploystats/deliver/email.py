@@ -11,12 +11,13 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from deploystats.config import EmailDelivery, Settings
 from deploystats.deliver import summary
+from deploystats.deliver.http import REAL, Seams
 from deploystats.deliver.report import Report
 from deploystats.errors import ConfigError, DeliveryError
 
@@ -52,10 +53,7 @@ def deliver_email(
     report: Report,
     settings: Settings,
     *,
-    environ: Mapping[str, str] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.time,
-    on_wait: Callable[[str], None] | None = None,
+    seams: Seams = REAL,
 ) -> list[str]:
     """Send the report to delivery.email.to; one line saying what was sent."""
     config = settings.delivery.email
@@ -66,10 +64,10 @@ def deliver_email(
     password = None
     if config.password_env is not None:
         password = settings.delivery_secret(
-            config.password_env, key="delivery.email.password_env", environ=environ
+            config.password_env, key="delivery.email.password_env", environ=seams.environ
         )
     context = _tls_context(config)
-    message = build_message(report, config, clock=clock)
+    message = build_message(report, config, clock=seams.clock)
     where = f"{config.smtp_host}:{config.smtp_port}"
     tries = 0
     while True:
@@ -113,9 +111,11 @@ def deliver_email(
                 password,
             ) from None
         seconds = 2.0 ** (tries - 1)
-        if on_wait is not None:
-            on_wait(f"SMTP: waiting {seconds:.0f}s after {reason} (try {tries + 1} of {MAX_TRIES})")
-        sleep(seconds)
+        if seams.on_wait is not None:
+            seams.on_wait(
+                f"SMTP: waiting {seconds:.0f}s after {reason} (try {tries + 1} of {MAX_TRIES})"
+            )
+        seams.sleep(seconds)
     security = {"starttls": "STARTTLS", "ssl": "TLS", "none": "no TLS"}[config.security]
     return [
         f"email: sent {message['Subject']!r} to {', '.join(config.to)} via {where} ({security}) "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
@@ -28,6 +29,22 @@ MAX_BACKOFF_S = 30.0
 MIN_SECRET_CHARS = 6
 ALWAYS_RETRY = frozenset({429, 503})
 IDEMPOTENT_RETRY = frozenset({500, 502, 504})
+
+
+@dataclass(frozen=True)
+class Seams:
+    """What delivery reads from the world, replaceable in tests: the environment secrets come
+    from (None: os.environ), the HTTP transport, sleep and clock for retry waits, and who hears
+    of each wait."""
+
+    environ: Mapping[str, str] | None = None
+    transport: httpx.BaseTransport | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.time
+    on_wait: Callable[[str], None] | None = None
+
+
+REAL = Seams()  # the environment, the network, real time
 
 
 class Endpoint:
@@ -46,13 +63,10 @@ class Endpoint:
         auth: httpx.Auth | None = None,
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str] = (),
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
+        seams: Seams = REAL,
         timeout_s: float = 30,
         max_tries: int = 5,
         max_wait_s: float = 300,
-        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.service = service
         self.shown = shown
@@ -61,15 +75,15 @@ class Endpoint:
         self.max_wait_s = max_wait_s
         self.requests_made = 0
         self._secrets = [s for s in secrets if len(s) >= MIN_SECRET_CHARS]
-        self._sleep = sleep
-        self._clock = clock
-        self._on_wait = on_wait
+        self._sleep = seams.sleep
+        self._clock = seams.clock
+        self._on_wait = seams.on_wait
         self._client = httpx.Client(
             base_url=base_url,
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-            transport=transport,
+            transport=seams.transport,
         )
 
     def __enter__(self) -> Self:

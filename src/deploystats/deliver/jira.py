@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -24,7 +22,7 @@ import httpx
 
 from deploystats.config import JiraDelivery, Settings
 from deploystats.deliver import summary
-from deploystats.deliver.http import Endpoint
+from deploystats.deliver.http import REAL, Endpoint, Seams
 from deploystats.deliver.report import Report, sha256_file
 from deploystats.errors import ConfigError, DeliveryError
 
@@ -59,10 +57,7 @@ class JiraClient:
         *,
         user: str | None,
         token: str,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        on_wait: Callable[[str], None] | None = None,
+        seams: Seams = REAL,
         timeout_s: float = 60,
     ) -> None:
         self.config = config
@@ -85,11 +80,8 @@ class JiraClient:
             auth=auth,
             headers={"Accept": "application/json", **headers},
             secrets=[token],
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
+            seams=seams,
             timeout_s=timeout_s,
-            on_wait=on_wait,
         )
 
     def close(self) -> None:
@@ -225,11 +217,7 @@ def deliver_jira(
     settings: Settings,
     *,
     comment: bool = False,
-    environ: Mapping[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.time,
-    on_wait: Callable[[str], None] | None = None,
+    seams: Seams = REAL,
 ) -> list[str]:
     """Attach the report's files to issue `key` (and comment with --comment); one line per
     thing done or skipped."""
@@ -240,22 +228,14 @@ def deliver_jira(
             "no JIRA configured: add delivery.jira {url, auth, user_env, token_env} to the config"
         )
     token = settings.delivery_secret(
-        config.token_env, key="delivery.jira.token_env", environ=environ
+        config.token_env, key="delivery.jira.token_env", environ=seams.environ
     )
     user = None
     if config.auth == "basic":
         user = settings.delivery_secret(
-            config.user_env, key="delivery.jira.user_env", environ=environ
+            config.user_env, key="delivery.jira.user_env", environ=seams.environ
         )
-    client = JiraClient(
-        config,
-        user=user,
-        token=token,
-        transport=transport,
-        sleep=sleep,
-        clock=clock,
-        on_wait=on_wait,
-    )
+    client = JiraClient(config, user=user, token=token, seams=seams)
     try:
         return _deliver(client, report, key, comment=comment)
     finally:

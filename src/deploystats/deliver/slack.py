@@ -3,15 +3,11 @@ fallback. The webhook URL is a secret (its path is the credential): messages sho
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
-
-import httpx
 
 from deploystats.config import Settings
 from deploystats.deliver import summary
-from deploystats.deliver.http import Endpoint
+from deploystats.deliver.http import REAL, Endpoint, Seams
 from deploystats.deliver.report import Report
 from deploystats.errors import ConfigError
 
@@ -23,11 +19,7 @@ def deliver_slack(
     report: Report,
     settings: Settings,
     *,
-    environ: Mapping[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.time,
-    on_wait: Callable[[str], None] | None = None,
+    seams: Seams = REAL,
 ) -> list[str]:
     """Post the summary of `report` to the webhook in the variable delivery.slack.webhook_env
     names; one line saying what was posted."""
@@ -35,7 +27,9 @@ def deliver_slack(
     if config is None:
         raise ConfigError("no Slack configured: add delivery.slack {webhook_env} to the config")
     variable = config.webhook_env
-    url = settings.delivery_secret(variable, key="delivery.slack.webhook_env", environ=environ)
+    url = settings.delivery_secret(
+        variable, key="delivery.slack.webhook_env", environ=seams.environ
+    )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
@@ -48,10 +42,7 @@ def deliver_slack(
         shown=shown,
         hint=f"check the URL in {variable}",
         secrets=[url, parts.path],
-        transport=transport,
-        sleep=sleep,
-        clock=clock,
-        on_wait=on_wait,
+        seams=seams,
     ) as endpoint:
         payload = summary.slack_payload(report)
         response = endpoint.request("POST", url, json=payload, what="POST", idempotent=False)
