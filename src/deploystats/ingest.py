@@ -56,7 +56,7 @@ def import_dumps(
             started = datetime.now(UTC)
             count = 0
             try:
-                batches = (prepare(dump.kind, source) for source in dump.batches())
+                batches = (prepare(dump.kind, s, repo=repo) for s in dump.batches())
                 with closing(prefetched(batches)) as sources:
                     for source in sources:
                         with store.batch(con):
