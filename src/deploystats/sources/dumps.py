@@ -38,7 +38,7 @@ _PAGE_KEYS = {"workflow_runs": "runs", "jobs": "jobs"}
 _HEAD_LIMIT = 256 * 1024 * 1024
 
 
-CHUNK_BYTES = 64 * 1024 * 1024  # a file is saved in batches of about this size
+CHUNK_BYTES = 128 * 1024 * 1024  # a file is saved in batches of about this size
 _JSON_MAX_OBJECT = 64 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _READER_MEMORY_LIMIT = "512MB"  # the reader only streams, beside the writer's buffer pool
