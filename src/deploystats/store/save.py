@@ -131,7 +131,9 @@ def _batched(columns: Mapping[str, Any], size: int = _ARROW_BATCH) -> pa.Table:
 # costs less than json_merge_patch (measured on 100,000 runs: 4.6 s of CPU against 6.2 s for
 # both passes).
 # The cut is used only where both parse and the tail holds nothing but those members, which
-# proves they were the run's own top-level members; any other run is patched by DuckDB.
+# proves they were the run's own top-level members; any other run is patched by DuckDB. Runs of
+# one repository carry the same tail text: it is parsed for the first of them only (measured
+# on 100,000 runs: 0.3 s less CPU).
 _REPOSITORY_MEMBER = b',"repository":{'
 _VALUE_ENDS = b'"}]0123456789el'  # the last byte of a JSON value: a member ends before the cut
 
@@ -153,16 +155,19 @@ def _views(text: Any, spans: np.ndarray) -> pa.Array:
 
 
 def _cut(source: Source) -> Source:
-    """The source with columns `head` and `tail` (see above); both empty where not cut."""
-    if "head" in source.table.column_names:  # done ahead by `prepare`
-        return source
+    """The source with columns `head` and `tail` (see above), both empty where not cut, and
+    `same_tail`: the row number of the first of the consecutive runs with this byte-equal
+    tail (runs of one repository carry the same objects), so the tail is proven once."""
     count = len(source)
-    spans = np.zeros((count, 4), np.int64)
+    spans: list[tuple[int, int, int, int]] = []
+    same_tail = list(range(count))
     text, offsets = source.text, source.offsets
     if text is None or offsets is None or len(text) >= 2**31:
         text = b""
+        spans = [(0, 0, 0, 0)] * count
     else:
         find, rfind = text.find, text.rfind
+        first, first_tail = -1, b""
         for row in range(count):
             start, stop = offsets[row], offsets[row + 1]
             member = find(_REPOSITORY_MEMBER, start, stop)
@@ -173,12 +178,21 @@ def _cut(source: Source) -> Source:
                 and end > member
                 and not text[end:stop].strip()
             ):
-                spans[row] = (start, member, member + 1, end)
+                spans.append((start, member, member + 1, end))
+                tail = text[member + 1 : end]  # a copy compares faster than a memoryview
+                if tail == first_tail:
+                    same_tail[row] = first
+                else:
+                    first, first_tail = row, tail
+            else:
+                spans.append((0, 0, 0, 0))
+    array = np.array(spans, np.int64).reshape(count, 4)
     columns = {
         "j": source.table.column("j"),
         "r": source.table.column("r"),
-        "head": _views(text, spans[:, :2]),
-        "tail": _views(text, spans[:, 2:]),
+        "head": _views(text, array[:, :2]),
+        "tail": _views(text, array[:, 2:]),
+        "same_tail": pa.array(same_tail, pa.int64()),
     }
     return Source(_batched(columns))
 
@@ -285,11 +299,14 @@ FROM (
            CASE WHEN cut THEN f_cut ELSE json_extract_string(j, $paths) END AS f
     FROM (SELECT *, f_cut IS NOT NULL AS cut FROM (
         SELECT r, j, head, tail,
-               CASE WHEN tail = '' THEN NULL
-                    WHEN TRY(json_keys('{{' || tail))
-                         IN (['repository'], ['repository', 'head_repository'])
-                    THEN TRY(json_extract_string(head, $paths)) END AS f_cut
-        FROM (SELECT r, j, head || '}}' AS head, tail FROM _incoming)
+               CASE WHEN tail_ok THEN TRY(json_extract_string(head, $paths)) END AS f_cut
+        FROM (SELECT r, j, head || '}}' AS head, tail, same_tail FROM _incoming)
+        LEFT JOIN (
+            SELECT r AS same_tail,
+                   TRY(json_keys('{{' || tail))
+                       IN (['repository'], ['repository', 'head_repository']) AS tail_ok
+            FROM _incoming WHERE same_tail = r AND tail <> ''
+        ) USING (same_tail)
     ))
 )
 """
