@@ -143,7 +143,8 @@ def test_newest_copy_wins_within_one_batch_whatever_its_position(
     realdata: Path, store: Store, tmp_path: Path
 ) -> None:
     run = ionic_runs(realdata)[0]
-    import_dumps(store, [write_list(tmp_path / "both.json", [run, in_progress_copy(run)])])
+    result = import_dumps(store, [write_list(tmp_path / "both.json", [run, in_progress_copy(run)])])
+    assert result.objects == {"runs": 1}, "two copies of one attempt"
     assert rows(store, "SELECT status FROM workflow_runs") == [("completed",)]
     import_dumps(store, [write_list(tmp_path / "both2.json", [in_progress_copy(run), run])])
     assert rows(store, "SELECT count(*), any_value(status) FROM workflow_runs") == [
@@ -166,6 +167,17 @@ def test_a_completed_job_replaces_its_in_progress_copy_and_its_steps(
     import_dumps(store, [write_list(tmp_path / "b.json", [job])])
     import_dumps(store, [write_list(tmp_path / "c.json", [running])])
     assert rows(store, "SELECT status FROM jobs") == [("completed",)]
+    assert rows(store, "SELECT count(*) FROM job_steps") == [(len(job["steps"]),)]
+
+
+def test_the_completed_copy_of_a_job_wins_within_one_batch(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    job = ionic_jobs(realdata)[0]
+    running = {**job, "status": "in_progress", "conclusion": None, "completed_at": None}
+    result = import_dumps(store, [write_list(tmp_path / "jobs.json", [job, running, running])])
+    assert result.objects == {"jobs": 1}
+    assert rows(store, "SELECT status, completed_at IS NOT NULL FROM jobs") == [("completed", True)]
     assert rows(store, "SELECT count(*) FROM job_steps") == [(len(job["steps"]),)]
 
 

@@ -98,10 +98,16 @@ class Parsed:
     mapped window of a file is released as soon as its batch is parsed."""
 
     rows: pa.Table
+    superseded: list[int]  # rows r with a newer copy of their key in the batch
     repositories: pa.Table | None = None  # runs: see _RUN_REPOSITORIES
 
     def __len__(self) -> int:
         return int(self.rows.num_rows)
+
+    @property
+    def distinct(self) -> int:
+        """Distinct keys in the batch."""
+        return len(self) - len(self.superseded)
 
 
 def line_offsets(data: Any, start: int, end: int, *, multiple: int = 1) -> list[int]:
@@ -215,26 +221,54 @@ def _parser() -> duckdb.DuckDBPyConnection:
 
 
 def prepare(kind: str, source: Source, *, repo: str | None = None) -> Source | Parsed:
-    """The work save_objects does on a batch without the database, done now: an import does
-    it for the next batch in a thread while DuckDB saves this one. Runs and jobs are parsed
-    (runs cut first); other kinds are left as they are."""
-    if kind not in ("runs", "jobs"):
+    """The work save_objects does on a batch that needs nothing stored, done now: an import
+    does it for the next batch in a thread while DuckDB saves this one. Runs and jobs are
+    parsed (runs cut first), checked for their keys and their newest copies found; other
+    kinds are left as they are."""
+    if kind not in _PARSING:
         return source
+    parsing = _PARSING[kind]
     if kind == "runs":
         source = _cut(source)
     con = _parser()
     con.register("_incoming", source.table)
     try:
-        if kind == "jobs":
-            jobs = con.sql(_JOB_ROWS, params={"repo": repo, "fields": _JOB_FIELDS_JSON})
-            return Parsed(_row_groups(jobs.to_arrow_table()))
-        rows = con.sql(_RUN_ROWS, params={"repo": repo, "paths": _RUN_PATHS}).to_arrow_table()
+        rows = con.sql(parsing.rows, params={"repo": repo, **parsing.params}).to_arrow_table()
         con.register("_parsed", rows)
-        repositories = con.sql(_RUN_REPOSITORIES).to_arrow_table()
+        ((missing, superseded),) = con.execute(parsing.check).fetchall()
+        if missing:
+            from deploystats.errors import DumpError
+
+            raise DumpError(f"{missing} objects are not {parsing.noun} (no id or repository)")
+        repositories = None
+        if kind == "runs":
+            repositories = con.sql(_RUN_REPOSITORIES).to_arrow_table()
         con.unregister("_parsed")
-        return Parsed(_row_groups(rows), repositories)
+        return Parsed(_row_groups(rows), superseded, repositories)
     finally:
         con.unregister("_incoming")
+
+
+@dataclass(frozen=True)
+class _Parsing:
+    """How `prepare` reads one kind: its rows from `_incoming`, and a check of them."""
+
+    noun: str
+    rows: str  # SELECT from _incoming
+    params: Mapping[str, Any]
+    key: Sequence[str]
+    newest: str  # ORDER BY that puts the newest copy of a key first
+
+    @property
+    def check(self) -> str:
+        """Rows without a key, and the rows superseded by a newer copy of their key."""
+        return f"""
+        SELECT count(*) FILTER ({" IS NULL OR ".join(self.key)} IS NULL),
+               coalesce(list(r) FILTER (copy > 1), [])
+        FROM (SELECT *, row_number() OVER (
+            PARTITION BY {", ".join(self.key)} ORDER BY {self.newest}, r DESC) AS copy
+        FROM _parsed)
+        """
 
 
 def _row_groups(rows: pa.Table) -> pa.Table:
@@ -250,16 +284,16 @@ def _norm(expr: str) -> str:
     return f"lower(trim(coalesce({expr}, '')))"
 
 
-# How a batch is written (runs and jobs alike), parsing each object once:
-#   1. rows (`prepare`): every object's columns (not its raw JSON; a job's steps as a list),
-#      with its row number r, as an Arrow table registered as _rows;
-#   2. winners: per key the row of the newest version, where it is newer than the stored row
-#      -> _winners (r, stored); identical newest copies are one version, the last one wins;
+# How a batch of runs or jobs is written, parsing each object once:
+#   1. `prepare`, which needs nothing stored (an import runs it a batch ahead, in a thread):
+#      every object's columns, its raw JSON (runs) and steps as a list (jobs), with its row
+#      number r, as an Arrow table; objects without a key fail the batch; per key, the rows
+#      superseded by a newer copy in the batch (identical copies are one version, the last
+#      one wins);
+#   2. winners: the newest copy of each key where it is newer than the stored row
+#      -> _winners (r, stored);
 #   3. write: the winning rows (plain INSERT when none replaces a stored row, as in a first
-#      import: measured 3.8 s against 4.9 s for 100,000 runs); runs take their raw JSON from
-#      the source here, so only winners pay for it.
-# Copying raw JSON into a staging table cost more than reading the source again (measured:
-# 100,000 runs staged in 4.5 s, read in 0.9 s).
+#      import: measured 3.8 s against 4.9 s for 100,000 runs).
 
 _RUN_PATHS = [
     "$.repository.full_name", "$.id", "$.run_attempt", "$.workflow_id", "$.name", "$.path",
@@ -324,11 +358,7 @@ FROM (
 # An equal updated_at is the same version: re-importing a file writes nothing.
 _RUN_WINNERS = """
 CREATE OR REPLACE TEMP TABLE _winners AS
-SELECT i.r, w.run_id IS NOT NULL AS stored FROM (
-    SELECT r, repo, run_id, run_attempt, updated_at FROM _rows
-    QUALIFY row_number() OVER (
-        PARTITION BY repo, run_id, run_attempt ORDER BY updated_at DESC NULLS LAST, r DESC) = 1
-) i
+SELECT i.r, w.run_id IS NOT NULL AS stored FROM __NEWEST__ i
 LEFT JOIN workflow_runs w USING (repo, run_id, run_attempt)
 WHERE w.run_id IS NULL OR i.updated_at > w.updated_at
    OR (w.updated_at IS NULL AND i.updated_at IS NOT NULL)
@@ -372,32 +402,19 @@ class _Plan:
         return template.replace("__INSERT__", self.insert).replace("__WINNERS__", self.winners)
 
 
-def _upsert(
-    con: duckdb.DuckDBPyConnection,
-    parsed: Parsed,
-    *,
-    key: Sequence[str],
-    kind: str,
-    winners_sql: str,
-) -> _Plan:
-    """Passes 1 and 2 (see above): the parsed rows registered as `_rows`, the winners in
-    `_winners`."""
+def _upsert(con: duckdb.DuckDBPyConnection, parsed: Parsed, winners_sql: str) -> _Plan:
+    """Pass 2 (see above): the parsed rows registered as `_rows`, the winners in `_winners`."""
     con.register("_rows", parsed.rows)
-    columns = ", ".join(key)
-    ((bad, distinct),) = con.execute(
-        f"SELECT count(*) FILTER ({' IS NULL OR '.join(key)} IS NULL), "
-        f"count(DISTINCT ({columns})) FROM _rows"
-    ).fetchall()
-    if bad:
-        from deploystats.errors import DumpError
-
-        raise DumpError(f"{bad} objects are not {kind} (no id or repository)")
-    con.execute(winners_sql)
+    newest = "_rows"
+    if parsed.superseded:
+        con.register("_superseded", pa.table({"r": pa.array(parsed.superseded, pa.int64())}))
+        newest = "(SELECT * FROM _rows ANTI JOIN _superseded USING (r))"
+    con.execute(winners_sql.replace("__NEWEST__", newest))
     ((stored, winners),) = con.execute(
         "SELECT count(*) FILTER (stored), count(*) FROM _winners"
     ).fetchall()
     return _Plan(
-        distinct=int(distinct),
+        distinct=parsed.distinct,
         insert="INSERT OR REPLACE" if stored else "INSERT",
         # the join would hand DuckDB's threads rows in other groupings than the source's
         # whole row groups (measured: 0.5 s more per 100,000 runs to compact them later)
@@ -408,8 +425,9 @@ def _upsert(
 def _done(con: duckdb.DuckDBPyConnection) -> None:
     """Drop a batch's winners and its registered rows."""
     con.execute("DROP TABLE _winners")
-    with suppress(duckdb.Error):
-        con.unregister("_rows")
+    for name in ("_rows", "_superseded"):
+        with suppress(duckdb.Error):
+            con.unregister(name)
     bump_data_version(con)
 
 
@@ -424,10 +442,7 @@ def save_runs(
     if not len(parsed):
         return 0
     assert isinstance(parsed, Parsed)
-    plan = _upsert(
-        con, parsed, key=("repo", "run_id", "run_attempt"), kind="workflow runs",
-        winners_sql=_RUN_WINNERS,
-    )  # fmt: skip
+    plan = _upsert(con, parsed, _RUN_WINNERS)
     con.execute(plan.sql(_RUNS_INSERT))
     if parsed.repositories is not None:
         con.register("_repositories", parsed.repositories)
@@ -473,19 +488,14 @@ SELECT
 FROM (SELECT r, json_transform(j, $fields) AS f FROM _incoming)
 """
 
-# Newest: completed over in progress, then the later completed_at; equal = the same version.
+# Newer: completed over in progress, then the later completed_at; equal = the same version.
 _JOB_WINNERS = """
 CREATE OR REPLACE TEMP TABLE _winners AS
-SELECT i.r, o.job_id IS NOT NULL AS stored FROM (
-    SELECT r, repo, job_id, status = 'completed' AS completed, completed_at FROM _rows
-    QUALIFY row_number() OVER (
-        PARTITION BY repo, job_id
-        ORDER BY status = 'completed' DESC, completed_at DESC NULLS LAST, r DESC) = 1
-) i
+SELECT i.r, o.job_id IS NOT NULL AS stored FROM __NEWEST__ i
 LEFT JOIN jobs o USING (repo, job_id)
 WHERE o.job_id IS NULL
-   OR (i.completed AND o.status <> 'completed')
-   OR (i.completed = (o.status = 'completed')
+   OR (i.status = 'completed' AND o.status <> 'completed')
+   OR ((i.status = 'completed') = (o.status = 'completed')
        AND (i.completed_at > o.completed_at
             OR (o.completed_at IS NULL AND i.completed_at IS NOT NULL)))
 """
@@ -511,7 +521,23 @@ FROM (
 """
 
 
-_JOB_FIELDS_JSON = orjson.dumps(_JOB_FIELDS).decode()
+_PARSING = {
+    "runs": _Parsing(
+        noun="workflow runs",
+        rows=_RUN_ROWS,
+        params={"paths": _RUN_PATHS},
+        key=("repo", "run_id", "run_attempt"),
+        newest="updated_at DESC NULLS LAST",
+    ),
+    # completed over in progress, then the later completed_at
+    "jobs": _Parsing(
+        noun="jobs",
+        rows=_JOB_ROWS,
+        params={"fields": orjson.dumps(_JOB_FIELDS).decode()},
+        key=("repo", "job_id"),
+        newest="status = 'completed' DESC, completed_at DESC NULLS LAST",
+    ),
+}
 
 
 def save_jobs(
@@ -522,7 +548,7 @@ def save_jobs(
     if not len(parsed):
         return 0
     assert isinstance(parsed, Parsed)
-    plan = _upsert(con, parsed, key=("repo", "job_id"), kind="jobs", winners_sql=_JOB_WINNERS)
+    plan = _upsert(con, parsed, _JOB_WINNERS)
     con.execute(plan.sql(_JOBS_INSERT))
     if plan.insert != "INSERT":
         con.execute(_STEPS_DELETE)
