@@ -77,7 +77,13 @@ def json_lines_batches(
     the last holds a multiple of `multiple` lines (whole row groups are written to the file in
     one pass, see store.schema.ROW_GROUP_SIZE), widened up to 4 * chunk_bytes to hold that
     many."""
-    chunks = (_read_chunks if path.suffix == ".gz" else _mapped_chunks)(path, chunk_bytes)
+    if path.suffix == ".gz":
+        # read into memory of our own, not mapped from the page cache: half the size keeps
+        # the peak as low as a mapped file's (measured on 100,000 runs and their jobs:
+        # 820 MiB against 1,050 MiB)
+        chunks = _read_chunks(path, chunk_bytes // 2)
+    else:
+        chunks = _mapped_chunks(path, chunk_bytes)
     chunk = next(chunks, None)
     first = True
     while chunk is not None:
