@@ -291,6 +291,37 @@ def test_malformed_json_names_the_file_line_and_column(store: Store, tmp_path: P
     )
 
 
+def test_a_list_longer_than_any_page_is_read_from_its_head_and_imported(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    # a list as json.dump or jq -s write it, more than 8 MB (gh api --paginate pages are
+    # far smaller): inspected from its head, streamed by DuckDB, every run imported
+    runs = ionic_runs(realdata)
+    copies = [{**run, "id": run["id"] * 1000 + i} for i in range(40) for run in runs]
+    path = write_list(tmp_path / "runs.json", copies)
+    assert path.stat().st_size > 8 * 2**20
+    assert inspect_dump(path).fmt == "array"
+    assert import_dumps(store, [path]).objects == {"runs": len(copies)}
+    assert rows(store, "SELECT count(DISTINCT run_id) FROM workflow_runs") == [(len(copies),)]
+
+
+def test_an_object_larger_than_the_reader_takes_says_to_write_json_lines(
+    realdata: Path, store: Store, tmp_path: Path
+) -> None:
+    # one API page object of more than 64 MB (pages merged by hand): DuckDB's reader cannot
+    # take it, so it fails before anything is read, saying how to write it instead
+    runs = ionic_runs(realdata)
+    page = {"total_count": 0, "workflow_runs": runs * (64 * 2**20 // len(json.dumps(runs)) + 1)}
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps(page))
+    with pytest.raises(DumpError) as caught:
+        import_dumps(store, [path])
+    assert str(caught.value) == (
+        f"{path}: a JSON object larger than 64 MB: write it as JSON Lines (one object per "
+        "line, e.g. jq -c '.workflow_runs[]')"
+    )
+
+
 def test_an_unrecognised_shape_lists_the_accepted_ones(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "timing.json"
     path.write_text('{"billable": {}, "run_duration_ms": 5}')

@@ -35,7 +35,9 @@ ACCEPTED = (
     "(gh api --paginate), a JSON list, a single object or JSON Lines, optionally .gz"
 )
 _PAGE_KEYS = {"workflow_runs": "runs", "jobs": "jobs"}
-_HEAD_LIMIT = 256 * 1024 * 1024
+# A page of the API holds at most 100 objects, far less than this: a list that does not end
+# within it is one list, not pages one after another (gh api --paginate).
+_PAGE_LIMIT = 8 * 1024 * 1024
 
 
 CHUNK_BYTES = 128 * 1024 * 1024  # a file is saved in batches of about this size
@@ -231,24 +233,71 @@ def _open(path: Path) -> Any:
     return path.open("rb")
 
 
-def _first_value(path: Path) -> tuple[Any, bytes, bool]:
-    """The first JSON value of the file, the text after it, and whether it is on one line."""
+def _head(path: Path, size: int) -> tuple[str, bool]:
+    """The first `size` bytes of the file as text, without a byte order mark or leading
+    whitespace, and whether that is the whole file."""
+    with _open(path) as handle:
+        head = handle.read(size)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
+    return text, len(head) < size
+
+
+def _first_value(path: Path) -> tuple[Any, str, bool]:
+    """The first JSON value of the file, the text after it, and whether it is on one line.
+    Read from the head of the file, up to the largest object DuckDB's reader takes."""
     size = 64 * 1024
     decoder = json.JSONDecoder()
     while True:
-        with _open(path) as handle:
-            head = handle.read(size)
-        text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-        stripped = text.lstrip()
-        if not stripped:
+        text, whole = _head(path, size)
+        if not text:
             raise DumpError(f"{path}: empty file: expected {ACCEPTED}", path=str(path))
         try:
-            value, end = decoder.raw_decode(stripped)
-            return value, stripped[end : end + 64].encode(), "\n" not in stripped[:end]
+            value, end = decoder.raw_decode(text)
+            return value, text[end : end + 64], "\n" not in text[:end]
         except json.JSONDecodeError as exc:
-            if len(head) < size or size >= _HEAD_LIMIT:
+            if whole:
                 raise malformed(path) or DumpError(f"{path}: not valid JSON") from exc
+            if size >= _JSON_MAX_OBJECT:
+                raise _too_large(path) from exc
             size *= 4
+
+
+def _too_large(path: Path) -> DumpError:
+    return DumpError(
+        f"{path}: a JSON object larger than {_JSON_MAX_OBJECT // 2**20} MB: write it as JSON "
+        "Lines (one object per line, e.g. jq -c '.workflow_runs[]')",
+        path=str(path),
+    )
+
+
+def _inspect_list(path: Path) -> Dump:
+    """A file that starts with a list: its kind from its first object; one list, or lists one
+    after another (gh api --paginate). Only the head of the file is read, however long."""
+    text, whole = _head(path, _PAGE_LIMIT)
+    body = text[1:].lstrip()
+    if body.startswith("]"):
+        return Dump(path, "runs", "empty")
+    decoder = json.JSONDecoder()
+    try:
+        first, _ = decoder.raw_decode(body)
+    except json.JSONDecodeError as exc:
+        if whole:
+            raise malformed(path) or DumpError(f"{path}: not valid JSON") from exc
+        raise _too_large(path) from exc
+    if not isinstance(first, dict):
+        raise _unrecognised(path, "a list of non-objects")
+    kind = object_kind(first)
+    if kind is None:
+        raise _unrecognised(path, f"a list of objects with keys {_keys(first)}")
+    try:
+        _, end = decoder.raw_decode(text)
+    except json.JSONDecodeError as exc:
+        if whole:
+            raise malformed(path) or DumpError(f"{path}: not valid JSON") from exc
+        return Dump(path, kind, "array")  # longer than any page: one list
+    if text[end:].lstrip()[:1] == "[":
+        return Dump(path, kind, "unstructured", unnest="$[*]")
+    return Dump(path, kind, "array")
 
 
 def malformed(path: Path) -> DumpError | None:
@@ -280,27 +329,18 @@ def inspect_dump(path: Path) -> Dump:
     """Detect a file's shape and kind from its first value."""
     if not path.is_file():
         raise DumpError(f"{path}: no such file", path=str(path))
+    if _head(path, 64 * 1024)[0].startswith("["):
+        return _inspect_list(path)
     first, rest, one_line = _first_value(path)
-    if isinstance(first, list):
-        if not first:
-            return Dump(path, "runs", "empty")
-        if not isinstance(first[0], dict):
-            raise _unrecognised(path, "a list of non-objects")
-        kind = object_kind(first[0])
-        if kind is None:
-            raise _unrecognised(path, f"a list of objects with keys {_keys(first[0])}")
-        if rest.lstrip()[:1] == b"[":  # arrays one after another (gh api --paginate)
-            return Dump(path, kind, "unstructured", unnest="$[*]")
-        return Dump(path, kind, "array")
     if not isinstance(first, dict):
         raise _unrecognised(path, f"a JSON {type(first).__name__}")
-    for key, kind in _PAGE_KEYS.items():
+    for key, page_kind in _PAGE_KEYS.items():
         if isinstance(first.get(key), list):
-            return Dump(path, kind, "unstructured", unnest=f"$.{key}[*]")
+            return Dump(path, page_kind, "unstructured", unnest=f"$.{key}[*]")
     kind = object_kind(first)
     if kind is None:
         raise _unrecognised(path, f"an object with keys {_keys(first)}")
-    json_lines = one_line and rest.lstrip(b" \t")[:1] in (b"\n", b"\r", b"")
+    json_lines = one_line and rest.lstrip(" \t")[:1] in ("\n", "\r", "")
     return Dump(path, kind, "json_lines" if json_lines else "unstructured")
 
 
