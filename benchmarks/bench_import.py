@@ -1,8 +1,9 @@
 """Import benchmark: a 100,000-run simulated dump (runs + jobs) through `import github`.
 
-Reports runs/s and MB/s of the bulk path, its peak RSS (measured in a child process that does
-only the import), and the ratio to a row-by-row INSERT of a 2,000-run slice of the same
-records, measured in the same run. Targets (issue 2): >= 20,000 runs/s, peak RSS <= 1 GiB.
+Reports runs/s and MB/s of the bulk path (the median of 3 imports), its peak RSS (measured in
+a child process that does only the import), and the ratio to a row-by-row INSERT of a
+2,000-run slice of the same records, measured in the same run. Targets (issue 2):
+>= 20,000 runs/s, peak RSS <= 1 GiB.
 
     python benchmarks/bench_import.py [--runs 100000] [--keep DIR]
 """
@@ -86,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--slice", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=3, help="bulk imports; the median counts")
     parser.add_argument("--keep", type=Path, help="reuse/keep the generated dumps in this folder")
     args = parser.parse_args()
 
@@ -102,25 +104,32 @@ def main() -> None:
         runs_mb = paths["runs"].stat().st_size / 1e6
         print(f"generated {args.runs:,} runs + jobs ({size_mb:,.0f} MB) in {generated:.1f}s")
 
-        db = Path(scratch) / "bulk.duckdb"
-        child = subprocess.run(
-            [sys.executable, "-c", CHILD, str(db), *map(str, files)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        bulk = json.loads(child.stdout.strip().splitlines()[-1])
+        imports = []
+        for attempt in range(args.repeat):
+            db = Path(scratch) / f"bulk{attempt}.duckdb"
+            child = subprocess.run(
+                [sys.executable, "-c", CHILD, str(db), *map(str, files)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            imports.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            db.unlink()
+        bulk = sorted(imports, key=lambda i: i["elapsed_s"])[len(imports) // 2]
+        each = ", ".join(f"{i['elapsed_s']:.2f}s" for i in imports)
         runs = bulk["objects"]["runs"]
         runs_per_s = runs / bulk["elapsed_s"]
         print(
-            f"bulk import: {runs:,} runs + {bulk['objects'].get('jobs', 0):,} jobs in "
+            f"bulk import (median of {len(imports)}: {each}): "
+            f"{runs:,} runs + {bulk['objects'].get('jobs', 0):,} jobs in "
             f"{bulk['elapsed_s']:.2f}s = {runs_per_s:,.0f} runs/s, "
             f"{size_mb / bulk['elapsed_s']:,.0f} MB/s (runs file alone {runs_mb:,.0f} MB), "
-            f"peak RSS {bulk['peak_rss_mib']:,.0f} MiB, CPU {bulk['cpu_s']:.1f}s (the machine's "
-            "other load stretches the wall time, not this)"
+            f"peak RSS {max(i['peak_rss_mib'] for i in imports):,.0f} MiB, "
+            f"CPU {bulk['cpu_s']:.1f}s (the machine's other load stretches the wall time, "
+            "not this)"
         )
         naive = row_by_row(Path(scratch) / "rows.duckdb", paths["runs"], args.slice)
         print(f"row-by-row INSERT of {args.slice:,} runs: {naive:,.0f} runs/s")
         print(f"ratio bulk / row-by-row: {runs_per_s / naive:,.1f}x")
-        targets_met = runs_per_s >= 20_000 and bulk["peak_rss_mib"] <= 1024
+        targets_met = runs_per_s >= 20_000 and max(i["peak_rss_mib"] for i in imports) <= 1024
         print(f"targets (>= 20,000 runs/s, <= 1 GiB RSS): {'met' if targets_met else 'MISSED'}")
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"(benchmark driver peak RSS {self_rss:,.0f} MiB)")

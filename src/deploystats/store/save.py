@@ -275,8 +275,11 @@ def _row_groups(rows: pa.Table) -> pa.Table:
     """The rows in record batches of whole row groups: each of DuckDB's threads then appends
     and compresses row groups of its own (measured on 100,000 runs: 0.6 s less than in the
     chunks DuckDB returns)."""
-    rows = rows.combine_chunks()
-    return pa.Table.from_batches(rows.to_batches(ROW_GROUP_SIZE), rows.schema)
+    groups = (
+        rows.slice(start, ROW_GROUP_SIZE).combine_chunks()  # copies only where chunks split
+        for start in range(0, rows.num_rows, ROW_GROUP_SIZE)
+    )
+    return pa.Table.from_batches([b for g in groups for b in g.to_batches()], rows.schema)
 
 
 def _norm(expr: str) -> str:
