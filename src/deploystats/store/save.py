@@ -243,10 +243,10 @@ def prepare(kind: str, source: Source, *, repo: str | None = None) -> Source | P
         repositories = None
         if kind == "runs":
             repositories = con.sql(_RUN_REPOSITORIES).to_arrow_table()
-        con.unregister("_parsed")
         return Parsed(_row_groups(rows), superseded, repositories)
     finally:
         con.unregister("_incoming")
+        con.unregister("_parsed")
 
 
 @dataclass(frozen=True)
@@ -428,9 +428,8 @@ def _upsert(con: duckdb.DuckDBPyConnection, parsed: Parsed, winners_sql: str) ->
 def _done(con: duckdb.DuckDBPyConnection) -> None:
     """Drop a batch's winners and its registered rows."""
     con.execute("DROP TABLE _winners")
-    for name in ("_rows", "_superseded"):
-        with suppress(duckdb.Error):
-            con.unregister(name)
+    con.unregister("_rows")
+    con.unregister("_superseded")
     bump_data_version(con)
 
 
