@@ -7,14 +7,13 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from deploystats.errors import DumpError, StoreError
 from deploystats.sources.dumps import Dump, inspect_dump, malformed, prefetched
 from deploystats.store import WRITER_MEMORY_LIMIT, Store, log_ingest, save_objects
-from deploystats.store.save import prepare
+from deploystats.store.save import Parsed, Source, prepare
 from deploystats.store.schema import ROW_GROUP_SIZE
 
 ProgressFn = Callable[[str], None]
@@ -90,7 +89,9 @@ def import_dumps(
     return result
 
 
-def _prepared(dumps: Sequence[Dump], repo: str | None) -> Iterator[tuple[Dump, Any]]:
+def _prepared(
+    dumps: Sequence[Dump], repo: str | None
+) -> Iterator[tuple[Dump, Source | Parsed | None]]:
     """(dump, None) where each file starts, then (dump, batch) for its batches, prepared."""
     for dump in dumps:
         yield dump, None
