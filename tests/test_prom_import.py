@@ -14,6 +14,7 @@ import pytest
 import deploystats
 from deploystats.config import Settings
 from deploystats.errors import DumpError
+from deploystats.metrics.prometheus import prometheus_as_of
 from deploystats.metrics.windows import Window
 from deploystats.prom import import_prometheus
 from deploystats.store import Store
@@ -140,3 +141,28 @@ def test_the_import_command_names_what_it_stored(realdata: Path, tmp_path: Path)
         f"imported {len(files)} files into db.duckdb as runner_up: "
         f"{len(raw_series(realdata))} series, {read:,} samples read"
     )
+
+
+def test_until_says_how_far_imported_responses_are_complete(realdata: Path, tmp_path: Path) -> None:
+    # an alert that stopped firing leaves no samples: only the end the responses were fetched
+    # with says the query's data is complete until then; without it, the newest sample does
+    files = sorted(str(p) for p in (realdata / UP).glob("*.json"))
+    newest = max(ts for s in raw_series(realdata).values() for ts in s)
+
+    def as_of() -> datetime:
+        with Store(tmp_path / "db.duckdb").open(read_only=True) as con:
+            return prometheus_as_of(con, ["runner_up"])
+
+    def import_(*until: str) -> None:
+        done = run_deploystats(
+            "--db", "db.duckdb", "import", "prometheus", *files, "--query", "runner_up",
+            *until, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    import_()
+    assert as_of() == datetime.fromtimestamp(newest, UTC)
+    import_("--until", "2019-07-30T12:00:00Z")
+    assert as_of() == datetime(2019, 7, 30, 12, tzinfo=UTC)
+    import_("--until", "2019-07-30T11:00:00Z")  # an older end never moves it back
+    assert as_of() == datetime(2019, 7, 30, 12, tzinfo=UTC)

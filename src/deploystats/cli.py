@@ -127,17 +127,23 @@ def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None
 
 @import_.command(
     "prometheus",
-    epilog="Example: curl -s 'http://prom:9090/api/v1/query_range?query=up&start=...&end=...&step=60'"
-    " > up.json && deploystats import prometheus up.json --query runner_up --step 60s",
+    epilog="Example: curl -s 'http://prom:9090/api/v1/query_range?query=up&start=...&"
+    "end=2026-11-27T10:00:00Z&step=60' > up.json && deploystats import prometheus up.json "
+    "--query runner_up --step 60s --until 2026-11-27T10:00:00Z",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--query", required=True, help="the name the samples are stored under (prometheus.queries)"
 )
 @click.option("--step", help="the sampling step of query_range output, e.g. 60s (coverage)")
+@click.option(
+    "--until",
+    help="the end the responses were fetched with (ISO datetime): the query's data is "
+    "complete until then; default: its newest sample",
+)
 @click.pass_obj
 def import_prometheus_cmd(
-    obj: Context, files: Sequence[Path], query: str, step: str | None
+    obj: Context, files: Sequence[Path], query: str, step: str | None, until: str | None
 ) -> None:
     """Import saved Prometheus query responses (matrix results; full response or result list)."""
     from deploystats.prom import import_prometheus
@@ -148,7 +154,9 @@ def import_prometheus_cmd(
             step_s = parse_duration(step).total_seconds()
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--step") from None
-    result = import_prometheus(obj.store(), files, query=query, step_s=step_s)
+    result = import_prometheus(
+        obj.store(), files, query=query, step_s=step_s, until=_parse_when(until, "--until")
+    )
     for warning in result.warnings:
         err.print(f"warning: Prometheus returned partial data: {warning}", markup=False)
     out.print(
@@ -613,8 +621,9 @@ def demo(obj: Context, seed: int, data_dir: Path, reports_dir: Path, no_reports:
     simulated = simulate_prometheus(sim, seed=seed)
     store.forget_prometheus(list(simulated.responses))
     prom = write_prometheus(simulated, data_dir / "prometheus")
-    samples = sum(  # saved query responses, loaded as `import prometheus` does
-        import_prometheus(store, [path], query=query).samples for query, path in prom.items()
+    samples = sum(  # saved query responses, loaded as `import prometheus --until` does
+        import_prometheus(store, [path], query=query, until=end).samples
+        for query, path in prom.items()
     )
     config_file = data_dir / "deploystats.yml"
     config = demo_config(sim)

@@ -92,21 +92,35 @@ def read_prometheus_file(path: Path) -> tuple[list[SeriesSamples], list[str]]:
 
 
 def import_prometheus(
-    store: Store, paths: Sequence[Path], *, query: str, step_s: float | None = None
+    store: Store,
+    paths: Sequence[Path],
+    *,
+    query: str,
+    step_s: float | None = None,
+    until: datetime | None = None,
 ) -> PromResult:
     """Import saved responses as the named query; each file is one batch. Importing twice
     changes nothing. `step_s` is the sampling interval when the files hold query_range
     output (used for coverage); by default each series' median sample interval. Warnings
     saved with a response (partial data) are logged with its file (outcome `partial`) and
-    returned as `PATH: WARNING`."""
+    returned as `PATH: WARNING`.
+
+    `until` says the responses cover the query up to then (the `end` they were fetched
+    with): it becomes the query's cursor, as a sync's end does, so the data counts as
+    complete until then (DESIGN §5) even where the newest sample is older, as an alert
+    that stopped firing leaves it. Without it, the newest sample says how far the data
+    goes. A cursor never moves back."""
     files = [(path, *read_prometheus_file(path)) for path in paths]
     result = PromResult(queries=1)
     seen: set[int] = set()
     with store.open() as con:
-        for path, series, warnings in files:
+        for number, (path, series, warnings) in enumerate(files, 1):
             started = datetime.now(UTC)
             with store.batch(con):
                 count = save_prom_samples(con, query, series, interval_s=step_s)
+                cursor = read_cursor(con, "prometheus", query)
+                if number == len(files) and until and (cursor is None or until > cursor):
+                    write_cursor(con, "prometheus", query, until)
                 log_ingest(
                     con,
                     started_at=started,
