@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -189,3 +189,25 @@ def test_demo_loads_the_simulated_history_offline(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM prom_samples").fetchall() == [(samples,)]
     finally:
         con.close()
+
+
+def test_import_until_makes_the_week_complete_until_the_dump_was_taken(tmp_path: Path) -> None:
+    from deploystats.simulate import demo_config, simulate, write_dumps
+
+    sim = simulate(seed=5)  # ends on a Monday 00:00: its newest run ended a little earlier
+    assert sim.end is not None
+    paths = write_dumps(sim, tmp_path / "dumps")
+    (tmp_path / "deploystats.yml").write_text(yaml.safe_dump(demo_config(sim)))
+    taken = sim.end.isoformat()
+    done = run_deploystats("import", "github", str(paths["runs"]), "--until", taken, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    year, week, _ = (sim.end - timedelta(days=7)).isocalendar()
+    metrics = run_deploystats(
+        "metrics", "--week", f"{year}-W{week:02d}", "--format", "json", cwd=tmp_path
+    )
+    assert metrics.returncode == 0, metrics.stderr
+    window = json.loads(metrics.stdout)["window"]
+    assert (window["data_as_of"], window["stale"]) == (taken, False)
+    bad = run_deploystats("import", "github", str(paths["runs"]), "--until", "Monday", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "'Monday': use an ISO date or datetime" in bad.stderr

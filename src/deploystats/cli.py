@@ -108,8 +108,13 @@ def import_() -> None:
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--repo", help="OWNER/NAME for objects that do not name their repository")
+@click.option(
+    "--until",
+    help="when the dump was taken (ISO datetime): its repositories' runs are complete until "
+    "then; default: the newest run",
+)
 @click.pass_obj
-def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None:
+def import_github(obj: Context, files: Sequence[Path], repo: str | None, until: str | None) -> None:
     """Import saved GitHub API JSON: runs, attempts, jobs, deployments (kind detected).
 
     Accepts API pages, pages one after another (gh api --paginate), lists, single objects,
@@ -117,7 +122,13 @@ def import_github(obj: Context, files: Sequence[Path], repo: str | None) -> None
     """
     from deploystats.ingest import import_dumps
 
-    result = import_dumps(obj.store(), files, repo=repo, on_progress=err.print)
+    result = import_dumps(
+        obj.store(),
+        files,
+        repo=repo,
+        until=_parse_when(until, "--until"),
+        on_progress=err.print,
+    )
     parts = ", ".join(
         f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.objects.items())
     )
@@ -599,47 +610,27 @@ def demo(obj: Context, seed: int, data_dir: Path, reports_dir: Path, no_reports:
     The history ends at the current hour, so the last complete ISO week is fully covered; a
     previous demo's rows (repository acme/platform) are replaced, never mixed.
     """
-    import yaml
-
     from deploystats.api import Deploystats
-    from deploystats.ingest import import_dumps
-    from deploystats.prom import import_prometheus
-    from deploystats.simulate import REPO, demo_config, demo_epic, simulate, write_dumps
-    from deploystats.simulate_prom import simulate_prometheus, write_prometheus
+    from deploystats.demo import load_demo
 
-    # the story (baseline, improvement, the last complete week's incidents) ends on Monday;
-    # routine deploys go on to the current hour, so the last complete week is not stale
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    monday = end.replace(hour=0) - timedelta(days=end.weekday())
-    sim = simulate(seed=seed, end=end, story_end=monday)
-    paths = write_dumps(sim, data_dir)
-    kinds = ("runs", "jobs", "deployments", "deployment_statuses")
-    files = [paths[kind] for kind in kinds if kind in paths]
-    store = obj.store()
-    store.forget_repo(REPO)  # a previous demo's history is replaced, never mixed
-    result = import_dumps(store, files, repo=None)
-    simulated = simulate_prometheus(sim, seed=seed)
-    store.forget_prometheus(list(simulated.responses))
-    prom = write_prometheus(simulated, data_dir / "prometheus")
-    samples = sum(  # saved query responses, loaded as `import prometheus --until` does
-        import_prometheus(store, [path], query=query, until=end).samples
-        for query, path in prom.items()
-    )
-    config_file = data_dir / "deploystats.yml"
-    config = demo_config(sim)
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    loaded = load_demo(obj.store(), data_dir, seed=seed, end=end)
+    sim, config, config_file = loaded.sim, loaded.config, loaded.config_file
     out.print(
         f"demo: simulated {len(sim.ledger):,} attempts (seed {seed}, story until "
-        f"{monday.isoformat()}, until {end.isoformat()}) "
-        f"into {data_dir}; loaded {result.total:,} objects and {samples:,} Prometheus samples "
-        f"into {obj.db}"
+        f"{loaded.story_end.isoformat()}, until {end.isoformat()}) "
+        f"into {data_dir}; loaded {loaded.objects:,} objects and {loaded.samples:,} "
+        f"Prometheus samples into {obj.db}"
     )
     ds = Deploystats(obj.db, config=Settings.model_validate(config))
-    week = ds.window()
+    week = ds.window(now=end)
     _print_table(ds.metrics(window=week))
     _print_slos(ds.slos(window=week))
     if not no_reports:
+        import yaml
+
         from deploystats.reports import render
+        from deploystats.simulate import demo_epic
 
         epic_file = data_dir / "INFRA-472.yml"
         epic = demo_epic(sim, until=week.end)

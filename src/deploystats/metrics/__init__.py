@@ -36,8 +36,12 @@ WITH repos AS (SELECT DISTINCT repo FROM _scopes),
 synced AS (
     SELECT min(s.cursor) AS as_of FROM sync_state s
     WHERE s.source = 'github' AND split_part(s.scope, ':', 1) IN (SELECT repo FROM repos)
+),
+imported AS (  -- import github --until
+    SELECT min(s.cursor) AS as_of FROM sync_state s
+    WHERE s.source = 'github-import' AND s.scope IN (SELECT repo FROM repos)
 )
-SELECT coalesce((SELECT as_of FROM synced),
+SELECT coalesce((SELECT as_of FROM synced), (SELECT as_of FROM imported),
                 (SELECT max(updated_at) FROM workflow_runs WHERE repo IN (SELECT repo FROM repos)))
 """
 

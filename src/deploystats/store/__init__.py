@@ -234,8 +234,9 @@ class Store:
                 tx.execute(f"DELETE FROM {table} WHERE repo = $repo", {"repo": repo})
             bump_data_version(tx)
             tx.execute(
-                "DELETE FROM sync_state WHERE source = 'github' "
-                "AND split_part(scope, ':', 1) = $repo",
+                "DELETE FROM sync_state WHERE (source = 'github' "
+                "AND split_part(scope, ':', 1) = $repo) "
+                "OR (source = 'github-import' AND scope = $repo)",
                 {"repo": repo},
             )
 
