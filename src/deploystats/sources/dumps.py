@@ -205,7 +205,7 @@ def _duckdb_batches(dump: Dump) -> Iterator[Source]:
         for batch in batches:
             pending.append(batch.column(0))
             size += batch.nbytes
-            if size >= CHUNK_BYTES:
+            if size >= CHUNK_BYTES // 2:  # memory of our own, as a compressed file's
                 yield Source.from_arrow(pa.chunked_array(pending, pa.string()))
                 pending, size = [], 0
         if pending:
