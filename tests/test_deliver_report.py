@@ -115,12 +115,12 @@ def test_delivery_config_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("jira: {url: x}", "delivery.jira.url: Value error, 'x' is not an http(s) URL"),
-        ("jira: {url: 'https://j', token: abc}", "delivery.jira.token: Extra inputs are not"),
-        ("teams: {}", "delivery.teams: Extra inputs are not permitted"),
+        ("jira: {url: x}", "delivery.jira.url: 'x' is not an http(s) URL"),
+        ("jira: {url: 'https://j', token: abc}", "delivery.jira.token: unknown key"),
+        ("teams: {}", "delivery.teams: unknown key"),
         (
             "email: {smtp_host: h, security: none, username: u, password_env: P, from: a, to: [b]}",
-            "delivery.email: Value error, username with security: none would send the password",
+            "delivery.email: username with security: none would send the password",
         ),
         ("email: {smtp_host: h, from: a, to: []}", "delivery.email.to: List should have at least"),
     ],
@@ -132,3 +132,23 @@ def test_delivery_config_errors_are_one_line(tmp_path: Path, text: str, error: s
         load_settings(config)
     assert str(caught.value).startswith(f"{config}: {error}")
     assert "\n" not in str(caught.value)
+
+
+def test_settings_and_epic_files_share_one_line_file_errors(tmp_path: Path) -> None:
+    from deploystats.reports.epic import load_epic
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("targets:\n  - name: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(bad)
+    assert str(caught.value) == f"{bad}: not valid YAML at line 3 column 1"
+    with pytest.raises(ConfigError) as caught:
+        load_epic(bad)
+    assert str(caught.value) == f"epic file {bad}: not valid YAML at line 3 column 1"
+    with pytest.raises(ConfigError) as caught:
+        load_epic(tmp_path / "missing.yml")
+    assert str(caught.value) == f"epic file {tmp_path / 'missing.yml'}: No such file or directory"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(bad)
+    assert str(caught.value) == f"{bad}: expected a mapping of settings at the top level"

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -257,11 +257,37 @@ class Settings(_Model):
         return value
 
 
-def _format_error(path: Path, error: ValidationError) -> str:
+def _format_error(name: str, error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    what = {"missing": "missing key", "extra_forbidden": "unknown key"}.get(
+        first["type"], first["msg"].removeprefix("Value error, ")
+    )
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{path}: {where}: {first['msg']}{more}"
+    return f"{name}: {where}: {what}{more}"
+
+
+_Loaded = TypeVar("_Loaded", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[_Loaded], *, name: str, expected: str) -> _Loaded:
+    """A YAML file holding one mapping, validated as `model`. Errors are one line starting
+    with `name` (e.g. the path): the file unreadable, not YAML (line and column), not a
+    mapping (`expected` says what it should hold), or the first key that is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{name}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{name}: not valid YAML{where}") from exc
+    if not isinstance(data, dict | None):
+        raise ConfigError(f"{name}: expected {expected}")
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(_format_error(name, exc)) from exc
 
 
 def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
@@ -271,18 +297,9 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
         if required:
             raise ConfigError(f"{path}: no such config file: run `deploystats init` to write one")
         return Settings()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(path, exc)) from exc
+    return load_yaml_model(
+        path, Settings, name=str(path), expected="a mapping of settings at the top level"
+    )
 
 
 def config_path(explicit: Path | None = None) -> Path:

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deploystats.api import Deploystats
-from deploystats.config import Settings
+from deploystats.config import Settings, load_yaml_model
 from deploystats.errors import ConfigError
 from deploystats.metrics.core import n_of
 from deploystats.metrics.windows import Window
@@ -100,25 +99,9 @@ class Epic(_Strict):
 def load_epic(path: str | Path) -> Epic:
     """Read and check an epic file; errors name the file, the key and what is wrong."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"epic file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"epic file {path}: not YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"epic file {path}: expected a mapping with key, title, period, ...")
-    try:
-        return Epic.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top)"
-        what = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "missing":
-            what = "missing key"
-        elif first["type"] == "extra_forbidden":
-            what = "unknown key"
-        raise ConfigError(f"epic file {path}: {where}: {what}") from None
+    return load_yaml_model(
+        path, Epic, name=f"epic file {path}", expected="a mapping with key, title, period, ..."
+    )
 
 
 class EpicReport(ReportBase):

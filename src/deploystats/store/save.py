@@ -125,9 +125,9 @@ def line_offsets(data: Any, start: int, end: int, *, multiple: int = 1) -> list[
     return offsets
 
 
-def _batched(columns: Mapping[str, Any], size: int = _ARROW_BATCH) -> pa.Table:
+def _batched(columns: Mapping[str, Any]) -> pa.Table:
     table = pa.table(columns)
-    return pa.Table.from_batches(table.to_batches(size), table.schema)
+    return pa.Table.from_batches(table.to_batches(_ARROW_BATCH), table.schema)
 
 
 # A run as GitHub writes it (minified, `repository` and `head_repository` its last members):
